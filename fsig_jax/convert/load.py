@@ -1,0 +1,149 @@
+"""load_pretrained: any supported StyleGAN2 checkpoint -> ModelBundle; orbax I/O.
+
+Formats, recognised from the file's bytes and contents (not its name):
+  * rosinality/stylegan2-pytorch `.pt` (torch.save zip or legacy): training
+    checkpoints with g/d/g_ema/args, or convert_weight.py outputs with g_ema,
+    latent_avg and optionally d (a bare g_ema state dict works too);
+  * NVIDIA stylegan2-ada-pytorch network `.pkl` (G, D, G_ema);
+  * an orbax checkpoint directory written by `save_bundle` (or a training
+    workdir's bundle).
+No PyTorch is needed and no code embedded in a pickle is ever run.
+"""
+import dataclasses
+import json
+import os
+import zipfile
+from typing import Optional
+
+import jax
+import numpy as np
+
+from fsig_jax.convert import ada, rosinality
+from fsig_jax.convert.errors import CheckpointError
+from fsig_jax.convert.torch_file import load_network_pickle, load_torch_file
+from fsig_jax.models.bundle import ModelBundle
+from fsig_jax.models.config import StyleGAN2Config
+from fsig_jax.models.stylegan2 import Generator
+
+BUNDLE_FORMAT = 'fsig-jax-bundle'
+BUNDLE_VERSION = 1
+_TORCH_LEGACY_MAGIC = (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
+W_AVG_SAMPLES = 10_000  # mean of mapping(z) when a checkpoint stores no w_avg
+
+
+def _read_raw(path: str):
+  """Loads the file's Python object with the restricted readers."""
+  if not os.path.exists(path):
+    raise CheckpointError(f'{path}: no such file or directory')
+  if os.path.isdir(path):
+    raise CheckpointError(f'{path} is a directory but not an fsig-jax orbax checkpoint '
+                          f'(no {BUNDLE_FORMAT} metadata inside)')
+  with open(path, 'rb') as f:
+    head = f.read(32)
+  if not head:
+    raise CheckpointError(f'{path}: the file is empty')
+  if zipfile.is_zipfile(path) or head[:2] == b'PK' or _TORCH_LEGACY_MAGIC in head:
+    return load_torch_file(path)
+  if head[:1] == b'\x80':
+    return load_network_pickle(path)
+  raise CheckpointError(
+      f'{path}: unknown checkpoint format (starts with {head[:8]!r}); expected a '
+      'rosinality .pt, an NVIDIA stylegan2-ada .pkl, or an fsig-jax orbax directory')
+
+
+def _mean_w(cfg: StyleGAN2Config, g_vars: dict) -> np.ndarray:
+  """Mean of mapping(z) over W_AVG_SAMPLES fixed-seed z (rosinality `mean_latent`)."""
+  z = jax.random.normal(jax.random.PRNGKey(0), (W_AVG_SAMPLES, cfg.z_dim))
+  w = Generator(cfg).apply(g_vars, z, method=Generator.map)
+  return np.asarray(w.mean(0), np.float32)
+
+
+def _from_official(path: str) -> ModelBundle:
+  obj = _read_raw(path)
+  if isinstance(obj, dict) and 'style.1.weight' in obj:
+    obj = {'g_ema': obj}  # a bare generator state dict
+  if isinstance(obj, dict) and isinstance(obj.get('g_ema'), dict):
+    cfg, nets, w_avg = rosinality.convert(obj, path)
+    fmt = 'rosinality'
+  elif isinstance(obj, dict) and (obj.get('G_ema') is not None or obj.get('G') is not None):
+    cfg, nets, w_avg = ada.convert(obj, path)
+    fmt = 'stylegan2-ada-pytorch'
+  else:
+    keys = sorted(obj)[:12] if isinstance(obj, dict) else type(obj).__name__
+    raise CheckpointError(
+        f'{path}: not a StyleGAN2 checkpoint (top level: {keys}); expected a rosinality '
+        'dict with g_ema (and d), or an ada-pytorch pickle with G_ema and D')
+  for name in ('G_ema', 'G'):
+    if name in nets:
+      buffers = nets[name]['buffers']
+      if 'w_avg' not in buffers:
+        buffers['w_avg'] = w_avg if w_avg is not None else _mean_w(
+            cfg, {'params': nets[name]['params'],
+                  'buffers': {**buffers, 'w_avg': np.zeros(cfg.w_dim, np.float32)}})
+  return ModelBundle(config=cfg, nets=nets, source=f'{fmt}:{os.path.abspath(path)}')
+
+
+def save_bundle(bundle: ModelBundle, path: str, overwrite: bool = False) -> str:
+  """Writes `bundle` as an orbax checkpoint directory (atomic commit)."""
+  import orbax.checkpoint as ocp  # heavy import, only when writing
+  path = os.path.abspath(path)
+  if os.path.exists(path):
+    if not overwrite:
+      raise FileExistsError(f'{path} exists; pass overwrite=True (CLI: --overwrite)')
+    import shutil
+    shutil.rmtree(path)
+  meta = {'format': BUNDLE_FORMAT, 'version': BUNDLE_VERSION,
+          'config': dataclasses.asdict(bundle.config), 'source': bundle.source}
+  nets = jax.tree.map(np.asarray, bundle.nets)
+  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+    ckptr.save(path, ocp.args.Composite(nets=ocp.args.StandardSave(nets),
+                                        meta=ocp.args.JsonSave(meta)))
+  return path
+
+
+def _is_bundle_dir(path: str) -> bool:
+  return os.path.isdir(path) and os.path.isfile(os.path.join(path, 'meta', 'metadata'))
+
+
+def load_bundle(path: str) -> ModelBundle:
+  """Reads a directory written by `save_bundle`."""
+  import orbax.checkpoint as ocp
+  path = os.path.abspath(path)
+  try:
+    with open(os.path.join(path, 'meta', 'metadata')) as f:
+      meta = json.load(f)
+  except (OSError, ValueError) as e:
+    raise CheckpointError(f'{path}: unreadable fsig-jax checkpoint metadata ({e})') from e
+  if meta.get('format') != BUNDLE_FORMAT:
+    raise CheckpointError(f'{path}: not an fsig-jax model checkpoint (format '
+                          f'{meta.get("format")!r})')
+  if meta.get('version', 0) > BUNDLE_VERSION:
+    raise CheckpointError(f'{path}: written by a newer fsig-jax (bundle version '
+                          f'{meta["version"]}); upgrade fsig-jax')
+  cfg = StyleGAN2Config.from_dict({k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in meta['config'].items()})
+  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+    restored = ckptr.restore(path, ocp.args.Composite(nets=ocp.args.StandardRestore()))
+  nets = jax.tree.map(np.asarray, restored['nets'])
+  return ModelBundle(config=cfg, nets=nets, source=meta.get('source') or f'orbax:{path}')
+
+
+def load_pretrained(path: str, *, require_discriminator: bool = False,
+                    resolution: Optional[int] = None) -> ModelBundle:
+  """Loads a rosinality .pt, an ada-pytorch .pkl or an fsig-jax orbax checkpoint.
+
+  Args:
+    path: the checkpoint file or orbax directory.
+    require_discriminator: raise a clear error now if the file has no D.
+    resolution: if given, raise a clear error when the model's differs.
+  """
+  path = os.fspath(path)
+  bundle = load_bundle(path) if _is_bundle_dir(path) else _from_official(path)
+  if require_discriminator:
+    bundle.require('D')
+  if resolution is not None and bundle.config.resolution != resolution:
+    raise CheckpointError(
+        f'{path}: the model is {bundle.config.resolution}x{bundle.config.resolution}, '
+        f'but {resolution}x{resolution} was asked for; use a checkpoint of that '
+        'resolution or change the config\'s resolution')
+  return bundle

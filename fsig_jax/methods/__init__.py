@@ -1,0 +1,1 @@
+"""fsig_jax.methods."""

@@ -1,0 +1,40 @@
+"""Image grids: the one way fsig-jax turns image batches into PNG files."""
+import math
+import os
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images) -> np.ndarray:
+  """NHWC floats in [-1, 1] -> uint8 (clipped), as the official codes save images."""
+  x = np.asarray(images, dtype=np.float32)
+  return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images, ncol: Optional[int] = None, pad: int = 2) -> np.ndarray:
+  """Tiles NHWC images (floats in [-1, 1] or uint8) into one HWC uint8 array."""
+  x = np.asarray(images)
+  x = x if x.dtype == np.uint8 else to_uint8(x)
+  if x.ndim != 4 or x.shape[0] == 0:
+    raise ValueError(f'make_grid needs a non-empty NHWC batch, got shape {x.shape}')
+  n, h, w, c = x.shape
+  ncol = ncol or int(math.ceil(math.sqrt(n)))
+  nrow = int(math.ceil(n / ncol))
+  grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 255, np.uint8)
+  for i in range(n):
+    r, q = divmod(i, ncol)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h,
+         pad + q * (w + pad):pad + q * (w + pad) + w] = x[i]
+  return grid
+
+
+def save_grid(path: str, images, ncol: Optional[int] = None) -> str:
+  """Writes a PNG grid (atomically: temp file then rename) and returns the path."""
+  grid = make_grid(images, ncol)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f'{path}.tmp.png'
+  Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(tmp)
+  os.replace(tmp, path)
+  return path

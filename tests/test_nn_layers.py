@@ -1,0 +1,109 @@
+"""Layer checks against independent references (scipy, explicit loops)."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import signal
+
+from fsig_jax.nn import upfirdn
+from fsig_jax.nn.equalized import bias_act
+from fsig_jax.nn.mbstd import minibatch_stddev
+from fsig_jax.nn.modulated import modulated_conv2d, transposed_conv2x
+
+RNG = np.random.default_rng(0)
+
+
+def _ref_upfirdn(x, f, up, down, pad, gain):
+  """Zero-insert, pad, scipy true convolution, stride: the textbook definition."""
+  n, h, w, c = x.shape
+  u = np.zeros((n, h * up, w * up, c), x.dtype)
+  u[:, ::up, ::up] = x
+  p0, p1 = pad
+  u = np.pad(u, [(0, 0), (p0, p1), (p0, p1), (0, 0)])
+  out = np.stack([np.stack([signal.convolve2d(u[i, :, :, ch], f * gain, mode='valid')
+                            for ch in range(c)], -1) for i in range(n)])
+  return out[:, ::down, ::down]
+
+
+@pytest.mark.parametrize('up,down,pad,gain', [(1, 1, (1, 2), 1.0), (2, 1, (2, 1), 4.0),
+                                              (1, 2, (2, 2), 1.0), (2, 2, (1, 1), 4.0)])
+def test_upfirdn2d_matches_scipy(up, down, pad, gain):
+  x = RNG.normal(size=(2, 7, 7, 3)).astype(np.float32)
+  f = RNG.uniform(size=(4, 4)).astype(np.float32)  # asymmetric: checks the flip
+  got = upfirdn.upfirdn2d(jnp.asarray(x), f, up=up, down=down, padding=pad, gain=gain)
+  np.testing.assert_allclose(got, _ref_upfirdn(x, f, up, down, pad, gain), atol=1e-5)
+
+
+def test_upfirdn2d_negative_padding_crops():
+  x = RNG.normal(size=(1, 8, 8, 1)).astype(np.float32)
+  f = np.ones((1, 1), np.float32)
+  got = upfirdn.upfirdn2d(jnp.asarray(x), f, padding=(-1, -2))
+  np.testing.assert_allclose(got, x[:, 1:-2, 1:-2], atol=0)
+
+
+def test_upsample_keeps_constant_images():
+  x = jnp.full((1, 6, 6, 2), 3.0)
+  y = upfirdn.upsample2d(x, upfirdn.setup_filter((1, 3, 3, 1)))
+  assert y.shape == (1, 12, 12, 2)
+  np.testing.assert_allclose(y[:, 2:-2, 2:-2], 3.0, rtol=1e-6)  # interior, away from zero padding
+
+
+def test_transposed_conv_matches_scatter_definition():
+  x = RNG.normal(size=(2, 5, 4, 3)).astype(np.float32)
+  w = RNG.normal(size=(3, 3, 3, 6)).astype(np.float32)  # HWIO
+  n, h, wd, _ = x.shape
+  ref = np.zeros((n, 2 * h + 1, 2 * wd + 1, 6), np.float32)
+  for qy in range(h):
+    for qx in range(wd):
+      ref[:, 2 * qy:2 * qy + 3, 2 * qx:2 * qx + 3] += np.einsum('ni,hwio->nhwo', x[:, qy, qx], w)
+  np.testing.assert_allclose(transposed_conv2x(jnp.asarray(x), jnp.asarray(w)), ref, atol=1e-4)
+
+
+@pytest.mark.parametrize('up,demod', [(1, True), (2, True), (1, False)])
+def test_modulated_conv_matches_per_sample_fused_weights(up, demod):
+  """The official 'fused' definition: a separate modulated kernel per sample."""
+  x = RNG.normal(size=(3, 6, 6, 4)).astype(np.float32)
+  k = 3 if demod else 1
+  w = RNG.normal(size=(k, k, 4, 5)).astype(np.float32)
+  s = RNG.normal(size=(3, 4)).astype(np.float32) + 1
+  got = modulated_conv2d(jnp.asarray(x), jnp.asarray(w), jnp.asarray(s), up=up, demodulate=demod)
+  f = upfirdn.setup_filter((1, 3, 3, 1))
+  for i in range(3):
+    wi = w * s[i][None, None, :, None] / math.sqrt(4 * k * k)
+    if demod:
+      wi = wi / np.sqrt((wi ** 2).sum(axis=(0, 1, 2)) + 1e-8)
+    if up == 2:
+      yi = transposed_conv2x(jnp.asarray(x[i:i + 1]), jnp.asarray(wi))
+      yi = _ref_upfirdn(np.asarray(yi), f, 1, 1, (1, 1), 4.0)
+    else:
+      yi = jax.lax.conv_general_dilated(x[i:i + 1], wi, (1, 1), [(k // 2, k // 2)] * 2,
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    np.testing.assert_allclose(got[i:i + 1], yi, atol=1e-4)
+  assert got.shape[1] == 6 * up
+
+
+def test_minibatch_stddev_matches_loop():
+  x = RNG.normal(size=(8, 3, 3, 6)).astype(np.float32)
+  got = np.asarray(minibatch_stddev(jnp.asarray(x), group_size=4, num_features=2))
+  assert got.shape == (8, 3, 3, 8)
+  m = 8 // 4
+  for i in range(8):
+    members = [j for j in range(8) if j % m == i % m]  # reshape(G, -1) grouping
+    for f in range(2):
+      feat = x[members][..., f * 3:(f + 1) * 3]
+      want = np.sqrt(feat.var(axis=0) + 1e-8).mean()
+      np.testing.assert_allclose(got[i, :, :, 6 + f], want, rtol=1e-5)
+
+
+def test_minibatch_stddev_rejects_indivisible_batch():
+  with pytest.raises(ValueError, match='not divisible'):
+    minibatch_stddev(jnp.zeros((6, 4, 4, 2)), group_size=4)
+
+
+def test_bias_act_lrelu_gain_and_clamp():
+  x = jnp.array([-2.0, 0.5, 300.0])
+  np.testing.assert_allclose(bias_act(x, jnp.array(1.0), 'lrelu'),
+                             [-0.2 * math.sqrt(2), 1.5 * math.sqrt(2), 301 * math.sqrt(2)], rtol=1e-6)
+  np.testing.assert_allclose(bias_act(x, None, 'linear', clamp=256.0), [-2.0, 0.5, 256.0])
