@@ -32,6 +32,7 @@ class ElementType:
 
   @property
   def itemsize(self) -> int:
+    """Bytes per element on disk."""
     return np.dtype(self.raw).itemsize
 
 
@@ -240,7 +241,7 @@ class SafeUnpickler(pickle.Unpickler):
   """
 
   def __init__(self, file, label: str, storage_loader: Optional[Callable] = None):
-    super().__init__(file)
+    super().__init__(file, encoding='utf-8')  # torch.load's default for Python 2 str
     self.label = label
     self._storage_loader = storage_loader
 

@@ -17,7 +17,7 @@ import pickle
 import struct
 import zipfile
 import zlib
-from typing import Any, BinaryIO, Callable, Dict, Iterator, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, Tuple, Union
 
 import numpy as np
 
@@ -33,11 +33,12 @@ _CORRUPT_ERRORS = (EOFError, pickle.UnpicklingError, zipfile.BadZipFile, zlib.er
                    struct.error, ValueError, TypeError, KeyError, IndexError,
                    AttributeError, OverflowError, MemoryError, RecursionError, OSError)
 _TORCH_BOOKKEEPING = ('training',)  # nn.Module attributes that are not settings
+PathLike = Union[str, 'os.PathLike[str]']
 
 
 # --- public API -----------------------------------------------------------------
 
-def load_torch_file(path) -> Any:
+def load_torch_file(path: PathLike) -> Any:
   """Loads a `torch.save` file (zip or legacy format) with tensors as numpy arrays."""
   label = os.fspath(path)
   with _open_checkpoint(label) as f:
@@ -51,7 +52,7 @@ def load_torch_file(path) -> Any:
     return _guarded(label, lambda: _read_torch_stream(f, label, kind))
 
 
-def load_network_pickle(path) -> Any:
+def load_network_pickle(path: PathLike) -> Any:
   """Loads an NVIDIA network pickle; persistent modules become PersistentObjects."""
   label = os.fspath(path)
   with _open_checkpoint(label) as f:
@@ -148,6 +149,7 @@ def _sniff(f: BinaryIO) -> str:
 
 
 def _not_a_checkpoint(label: str, kind: str) -> CheckpointError:
+  """The error for a file that is neither format, saying what it looks like."""
   return CheckpointError(f'{label} is not a PyTorch checkpoint or network pickle (it looks '
                          f'like {kind}); {_EXPECTED}')
 
@@ -165,6 +167,7 @@ def _guarded(label: str, read: Callable[[], Any]) -> Any:
 
 
 def _read_torch_stream(f: BinaryIO, label: str, kind: str) -> Any:
+  """Reads a torch.save stream of a sniffed kind ('zip' or 'legacy')."""
   return _read_zip(f, label) if kind == 'zip' else _read_legacy(f, label)
 
 
@@ -252,6 +255,7 @@ def _read_legacy(f: BinaryIO, label: str) -> Any:
 
 
 def _plain_load(f: BinaryIO, label: str) -> Any:
+  """Reads one pickle that may not refer to storages (legacy headers, key list)."""
   return SafeUnpickler(f, label).load()
 
 
@@ -330,6 +334,7 @@ def _storage_pid(pid, length: int) -> Tuple[ElementType, str, int, Any]:
 
 
 def _check_numel(flat: np.ndarray, numel: int, key: str) -> np.ndarray:
+  """Returns `flat` if it holds the `numel` elements its persistent id promises."""
   if numel < 0 or len(flat) < numel:
     raise ValueError(f'storage {key!r} holds {len(flat)} elements, the pickle expects {numel}')
   return flat
