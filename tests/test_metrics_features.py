@@ -22,8 +22,8 @@ def test_vgg16_extractor_shape_name_label():
 def test_extract_features_batches_like_one_call():
   ext = features.vgg16_features()
   imgs = _images(5, 64, seed=1)
-  np.testing.assert_allclose(features.extract_features(ext, imgs, batch_size=2), np.asarray(ext(imgs)),
-                             rtol=1e-4, atol=1e-4)
+  batched = features.extract_features(ext, imgs, batch_size=2)
+  np.testing.assert_allclose(batched, np.asarray(ext(imgs)), rtol=1e-4, atol=1e-4)
   listed = features.extract_features(ext, list(imgs), batch_size=8)
   assert listed.shape == (5, 512)
 

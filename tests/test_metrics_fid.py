@@ -90,7 +90,8 @@ def test_cache_roundtrip_and_refusals(tmp_path):
   with pytest.raises(ValueError, match="feature network 'vgg16-lpips'"):
     fid.FeatureStats.load(path, feature_name="inception-v3-fid-2015-12-05", cache_key=key)
   with pytest.raises(ValueError, match="different data or resolution"):
-    fid.FeatureStats.load(path, feature_name="vgg16-lpips", cache_key=fid.stats_cache_key("vgg16-lpips", fp, 128))
+    other_key = fid.stats_cache_key("vgg16-lpips", fp, 128)
+    fid.FeatureStats.load(path, feature_name="vgg16-lpips", cache_key=other_key)
 
   os.utime(files[0], ns=(1, 1))  # A touched file changes the fingerprint.
   assert fid.dataset_fingerprint(files) != fp

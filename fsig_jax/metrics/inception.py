@@ -12,8 +12,10 @@ Mixed_7c ("pool3"). BasicConv2d = conv (no bias) -> BatchNorm(eps=1e-3) -> ReLU.
 
 Weights are not shipped (no offline copy exists); convert pytorch-fid's file once:
 
-    import numpy as np, torch  # pip install torch; the file comes from
-    # github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth
+    # pip install torch; the file is pytorch-fid's FID_WEIGHTS_URL:
+    # github.com/mseitzer/pytorch-fid/releases/download/fid_weights/
+    #   pt_inception-2015-12-05-6726825d.pth
+    import numpy as np, torch
     sd = torch.load("pt_inception-2015-12-05-6726825d.pth", map_location="cpu")
     np.savez("pt_inception-2015-12-05.npz", **{k: v.numpy() for k, v in sd.items()})
     # then: inception_features("pt_inception-2015-12-05.npz")
@@ -50,8 +52,8 @@ class BasicConv2d(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = nn.Conv(self.features, self.kernel, self.strides, padding=_pad(self.padding), use_bias=False,
-                name="conv")(x)
+    x = nn.Conv(self.features, self.kernel, self.strides, padding=_pad(self.padding),
+                use_bias=False, name="conv")(x)
     x = nn.BatchNorm(use_running_average=True, epsilon=1e-3, name="bn")(x)
     return nn.relu(x)
 
@@ -135,12 +137,14 @@ class InceptionE(nn.Module):
   def __call__(self, x):
     b1 = BasicConv2d(320, (1, 1), name="branch1x1")(x)
     b3 = BasicConv2d(384, (1, 1), name="branch3x3_1")(x)
-    b3 = jnp.concatenate([BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
-                          BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3)], axis=-1)
+    b3 = jnp.concatenate(
+        [BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
+         BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3)], axis=-1)
     bd = BasicConv2d(448, (1, 1), name="branch3x3dbl_1")(x)
     bd = BasicConv2d(384, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(bd)
-    bd = jnp.concatenate([BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
-                          BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)], axis=-1)
+    bd = jnp.concatenate(
+        [BasicConv2d(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
+         BasicConv2d(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)], axis=-1)
     if self.pool == "max":  # FID patch of Mixed_7c (a quirk of the TF graph).
       pooled = nn.max_pool(x, (3, 3), strides=(1, 1), padding=_pad((1, 1)))
     else:
@@ -208,8 +212,8 @@ def _to_flax_layout(path, value):
 
 @functools.lru_cache(maxsize=1)
 def _variable_shapes() -> Dict[Tuple[str, ...], Tuple[int, ...]]:
-  abstract = jax.eval_shape(InceptionV3FID().init, jax.random.PRNGKey(0),
-                            jax.ShapeDtypeStruct((1, INCEPTION_SIZE, INCEPTION_SIZE, 3), jnp.float32))
+  image = jax.ShapeDtypeStruct((1, INCEPTION_SIZE, INCEPTION_SIZE, 3), jnp.float32)
+  abstract = jax.eval_shape(InceptionV3FID().init, jax.random.PRNGKey(0), image)
   return {path: tuple(leaf.shape) for path, leaf in _flat(abstract).items()}
 
 
@@ -236,13 +240,15 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], source: str = 
   missing = [n for n in names if n not in state_dict]
   if missing:
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-    raise ValueError(f"Inception weights in {source} lack key {missing[0]!r}{more}; "
-                     "convert pytorch-fid's pt_inception-2015-12-05 file as the inception.py docstring shows.")
+    raise ValueError(f"Inception weights in {source} lack key {missing[0]!r}{more}; convert "
+                     "pytorch-fid's pt_inception-2015-12-05 file as the inception.py docstring "
+                     "shows.")
   unexpected = [k for k in state_dict if k not in names and k not in _IGNORED_KEYS
                 and not k.endswith("num_batches_tracked")]
   if unexpected:
-    raise ValueError(f"Inception weights in {source} have unexpected keys {sorted(unexpected)[:5]} "
-                     f"({len(unexpected)} in all); is this pytorch-fid's FID Inception (not torchvision's)?")
+    raise ValueError(f"Inception weights in {source} have unexpected keys "
+                     f"{sorted(unexpected)[:5]} ({len(unexpected)} in all); is this pytorch-fid's "
+                     "FID Inception (not torchvision's ImageNet one)?")
   flat = {}
   for name, path in names.items():
     value = np.asarray(state_dict[name], np.float32)

@@ -8,7 +8,9 @@ github.com/utkarshojha/few-shot-gan-adaptation):
      `cluster_size = 50`, a random subset; here drawn with an explicit seed) and
      average LPIPS over all pairs i < j of them;
   3. report the mean and the standard deviation of the per-cluster averages.
-LPIPS is `lpips.LPIPS(net='vgg')`, v0.1 (CDC's choice for both steps).
+LPIPS is `lpips.LPIPS(net='vgg')`, v0.1, as in `feat_cluster.py`; CDC did not
+release its assignment code, so step 1 uses the same network (as the
+re-implementations in follow-up few-shot papers do).
 
 Small clusters: in `feat_cluster.py` a cluster with fewer than 2 members has
 no pair, its `dists.mean()` is NaN, and the final mean/std skip NaN clusters
@@ -63,7 +65,8 @@ def _padded_batches(images: np.ndarray, batch_size: int):
 
 def _features(images: np.ndarray, net: str, batch_size: int):
   """LPIPS features of all images, concatenated per layer (a tuple of 5 arrays)."""
-  parts = [tuple(f[:n] for f in lpips_lib.lpips_features(b, net)) for b, n in _padded_batches(images, batch_size)]
+  parts = [tuple(f[:n] for f in lpips_lib.lpips_features(batch, net))
+           for batch, n in _padded_batches(images, batch_size)]
   return tuple(jnp.concatenate(layer) for layer in zip(*parts))
 
 
@@ -71,7 +74,8 @@ def lpips_to_centers(samples, centers, net: str = DEFAULT_NET, batch_size: int =
   """LPIPS from every sample to every center -> (N, K) float32."""
   samples, centers = np.asarray(samples, np.float32), np.asarray(centers, np.float32)
   if samples.ndim != 4 or samples.shape[1:] != centers.shape[1:]:
-    raise ValueError(f"Samples {samples.shape} and centers {centers.shape} must be NHWC of one image size.")
+    raise ValueError(f"Samples {samples.shape} and centers {centers.shape} must be NHWC "
+                     "batches of one image size.")
   center_feats = _features(centers, net, batch_size)
   out = []
   for batch, n in _padded_batches(samples, batch_size):
@@ -129,7 +133,8 @@ def intra_cluster_lpips(samples, centers, net: str = DEFAULT_NET,
     per_cluster[k] = mean_pairwise_lpips(samples[members], net, batch_size)
   valid = per_cluster[~np.isnan(per_cluster)]
   if not len(valid):
-    raise ValueError(f"No cluster has 2 members (cluster sizes {sizes.tolist()}); generate more samples.")
+    raise ValueError(f"No cluster has 2 members (cluster sizes {sizes.tolist()}); "
+                     "generate more samples.")
   std = float(np.std(valid, ddof=1)) if len(valid) > 1 else float("nan")
   return IntraLPIPSResult(mean=float(np.mean(valid)), std=std, per_cluster=per_cluster,
                           cluster_sizes=sizes, assignments=assignments)

