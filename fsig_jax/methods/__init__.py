@@ -1,1 +1,15 @@
-"""fsig_jax.methods."""
+"""Adaptation methods, one module per paper, and a registry by name."""
+from fsig_jax.methods.base import Composite, Method, MethodInit, compose
+from fsig_jax.methods.freezed import freezed
+from fsig_jax.methods.tgan import tgan
+
+REGISTRY = {'tgan': tgan, 'freezed': freezed}
+
+
+def get_method(names, **kwargs_by_method) -> Composite:
+  """compose(*[REGISTRY[n](**kwargs_by_method.get(n, {})) for n in names])."""
+  names = [names] if isinstance(names, str) else list(names)
+  unknown = [n for n in names if n not in REGISTRY]
+  if unknown:
+    raise ValueError(f'unknown method(s) {unknown}; available: {sorted(REGISTRY)}')
+  return compose(*[REGISTRY[n](**kwargs_by_method.get(n, {})) for n in names])

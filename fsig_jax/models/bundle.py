@@ -87,3 +87,14 @@ class ModelBundle:
     """Logits (N, 1) for NHWC images in [-1, 1]."""
     return _discriminate(self.config, self.require('D'), jnp.asarray(images),
                          return_features)
+
+
+def init_bundle(cfg: StyleGAN2Config, key: jax.Array, source: str = 'random-init') -> ModelBundle:
+  """A freshly initialised G (G_ema = G) and D, e.g. for training from scratch."""
+  kg, kd = jax.random.split(key)
+  g = Generator(cfg).init(kg, jnp.zeros((1, cfg.z_dim)))
+  img = jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.img_channels))
+  d = Discriminator(cfg).init(kd, img)
+  g = {'params': g['params'], 'buffers': g['buffers']}
+  return ModelBundle(config=cfg, nets={'G_ema': g, 'G': g, 'D': {'params': d['params']}},
+                     source=source)

@@ -1,0 +1,31 @@
+"""Default adaptation hyper-parameters, each with its source.
+
+The defaults are those of rosinality/stylegan2-pytorch train.py, which CDC,
+DCL, RICK and AdAM all build on; CDC's few-shot setting uses batch 4.
+"""
+import ml_collections
+
+
+def default_hparams() -> ml_collections.ConfigDict:
+  hp = ml_collections.ConfigDict()
+  hp.batch_size = 4            # CDC train.py --batch 4
+  hp.lr = 0.002                # rosinality --lr
+  hp.beta1 = 0.0               # rosinality Adam betas (0, 0.99)
+  hp.beta2 = 0.99
+  hp.r1_gamma = 10.0           # rosinality --r1
+  hp.d_reg_every = 16          # rosinality --d_reg_every (lazy R1)
+  hp.pl_weight = 2.0           # rosinality --path_regularize
+  hp.g_reg_every = 4           # rosinality --g_reg_every (lazy path length)
+  hp.pl_batch_shrink = 2       # rosinality --path_batch_shrink
+  hp.pl_decay = 0.01           # rosinality g_path_regularize decay
+  hp.mixing_prob = 0.9         # rosinality --mixing
+  hp.ema_beta = 0.5 ** (32 / (10 * 1000))  # rosinality accum; = ADA ema_kimg rule
+  hp.w_avg_beta = 0.995        # ada-pytorch MappingNetwork w_avg_beta
+  hp.augment = ''              # DiffAugment policy, e.g. 'color,translation,cutout'
+  hp.augment_p = 1.0
+  return hp
+
+
+def lazy_ratio(every: int) -> float:
+  """Adam lr/beta correction for lazy regularisation (StyleGAN2 App. B)."""
+  return every / (every + 1) if every and every > 0 else 1.0

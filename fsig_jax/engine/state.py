@@ -1,0 +1,73 @@
+"""The train state: one plain-dict pytree carried through every step.
+
+  step        int32 scalar
+  key         PRNG key (raw uint32[2]); every random draw is split from it
+  G, D        {'net': network params, **method extras} (the trained sides)
+  G_ema       EMA of G['net']
+  G_buffers   w_avg (tracked as in ada-pytorch) and the constant noise
+  source_G    the generator params adaptation started from (frozen)
+  opt_G/opt_D optax Adam states of the two sides
+  pl_mean     running mean of path lengths
+  method      {method name: that method's state}
+
+Nothing else is kept anywhere: checkpointing this dict is checkpointing the run.
+"""
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fsig_jax.engine.context import InitContext, Models
+from fsig_jax.engine.hparams import lazy_ratio
+from fsig_jax.models.bundle import ModelBundle
+
+
+def make_optimizers(hp):
+  """Adam for G and D with the lazy-regularisation correction of StyleGAN2 App. B.
+
+  rosinality train.py: lr * c and betas ** c with c = every / (every + 1).
+  """
+  def adam(every):
+    c = lazy_ratio(every)
+    return optax.adam(hp.lr * c, b1=hp.beta1 ** c, b2=hp.beta2 ** c, eps=1e-8)
+  g_every = hp.g_reg_every if hp.pl_weight > 0 else 0
+  d_every = hp.d_reg_every if hp.r1_gamma > 0 else 0
+  return adam(g_every), adam(d_every)
+
+
+def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
+               images: Optional[jax.Array] = None) -> dict:
+  """Builds the state for adapting `bundle` (which needs a discriminator)."""
+  d_vars = bundle.require('D')
+  g_ema = bundle.nets['G_ema']
+  g = bundle.nets.get('G', g_ema)
+  key, mkey = jax.random.split(key)
+  minit = method.init(InitContext(bundle, images, mkey, hp, Models(bundle.config)))
+  # Copies, so no two state leaves share a buffer (the step donates its input).
+  as_jnp = lambda t: jax.tree.map(jnp.array, t)  # noqa: E731
+  g_side = as_jnp({'net': g['params'], **minit.g_extra})
+  d_side = as_jnp({'net': d_vars['params'], **minit.d_extra})
+  opt_g, opt_d = make_optimizers(hp)
+  return {
+      'step': jnp.zeros((), jnp.int32),
+      'key': key,
+      'G': g_side,
+      'D': d_side,
+      'G_ema': as_jnp(g_ema['params']),
+      'G_buffers': as_jnp(g['buffers']),
+      'source_G': as_jnp(g['params']),
+      'opt_G': opt_g.init(g_side),
+      'opt_D': opt_d.init(d_side),
+      'pl_mean': jnp.zeros((), jnp.float32),
+      'method': as_jnp(minit.state),
+  }
+
+
+def state_to_bundle(state: dict, bundle: ModelBundle, source: str = '') -> ModelBundle:
+  """The adapted networks of `state` as a ModelBundle (G_ema, G, D)."""
+  buffers = state['G_buffers']
+  nets = {'G_ema': {'params': state['G_ema'], 'buffers': buffers},
+          'G': {'params': state['G']['net'], 'buffers': buffers},
+          'D': {'params': state['D']['net']}}
+  return ModelBundle(config=bundle.config, nets=nets, source=source or bundle.source)

@@ -1,0 +1,182 @@
+"""The one jit-compiled adaptation step: D update, lazy R1, G update, lazy path
+length, EMA and the method update, following rosinality/stylegan2-pytorch
+train.py (the base of CDC, DCL, RICK and AdAM) phase by phase.
+
+Methods add loss terms, transform gradients and params, and carry state (see
+`fsig_jax.methods.base`); the step logs every term by name. With a mesh, the
+state is replicated and the batch sharded over all devices; the computation is
+the same global-batch computation as on one device.
+"""
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fsig_jax.data.augment import diff_augment
+from fsig_jax.engine import parallel
+from fsig_jax.engine.context import Models, StepContext
+from fsig_jax.engine.state import make_optimizers
+from fsig_jax.losses.adversarial import d_logistic, g_nonsaturating
+from fsig_jax.losses.regularizers import path_length_penalty, r1_penalty
+
+
+def _total(terms):
+  return functools.reduce(jnp.add, terms.values())
+
+
+def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
+  """Returns step(state, real) -> (state, metrics), jit-compiled once.
+
+  Args:
+    cfg: the StyleGAN2Config.
+    hp: hyper-parameters (see `engine.hparams.default_hparams`).
+    method: a `methods.base.Composite`.
+    mesh: optional device mesh (engine.parallel.make_mesh) for data parallelism.
+    donate: donate the input state's buffers (saves memory; the caller must
+      not reuse the state it passed in).
+  """
+  models = Models(cfg)
+  opt_g, opt_d = make_optimizers(hp)
+  disc_hook = method.hook('disc')
+  z_hook = method.hook('sample_z')
+  owner = lambda hook: next(m.name for m in method.methods if getattr(m, hook) is not None)  # noqa: E731
+  batch = hp.batch_size
+  pl_batch = max(1, batch // hp.pl_batch_shrink)
+  shard = (lambda x: jax.lax.with_sharding_constraint(x, parallel.batch_sharding(mesh))) \
+      if mesh is not None else (lambda x: x)
+
+  def apply(opt, side, grads, opt_state, params, mst):
+    """One optimiser update of a side, with the method's masks and transforms.
+
+    The grad transform is applied to the gradients and again to the Adam
+    updates, so a mask freezes exactly even when Adam carries momentum.
+    """
+    grads = method.grad_transform(side, grads, params, mst)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    updates = method.grad_transform(side, updates, params, mst)
+    params = method.param_transform(side, optax.apply_updates(params, updates), mst)
+    return params, opt_state
+
+  def augment(x, key):
+    return diff_augment(x, key, hp.augment, p=hp.augment_p) if hp.augment else x
+
+  def disc(ctx, d_side, img, mstates):
+    if disc_hook is not None:
+      return disc_hook(ctx, d_side, img, mstates[owner('disc')])
+    return models.disc(d_side['net'], img)
+
+  def sample_ws(g_net, buffers, key, n, step, mstates):
+    """Latents -> styles with mixing; returns (zs, ws, w of the first z)."""
+    kz1, kz2, kmix = jax.random.split(key, 3)
+    zs = None
+    if z_hook is not None:
+      zs = z_hook(kz1, step, mstates[owner('sample_z')], n)
+    if zs is None:
+      zs = [shard(jax.random.normal(kz1, (n, cfg.z_dim)))]
+      if hp.mixing_prob > 0:
+        zs.append(shard(jax.random.normal(kz2, (n, cfg.z_dim))))
+    w = [models.map(g_net, buffers, z) for z in zs]
+    ws = models.broadcast(w[0]) if len(w) == 1 else models.mix(w[0], w[1], kmix, hp.mixing_prob)
+    return zs, ws, w[0]
+
+  def train_step(state, real):
+    keys = jax.random.split(state['key'], 14)
+    key = keys[0]
+    step, mst = state['step'], state['method']
+    g_side, d_side, buffers = state['G'], state['D'], state['G_buffers']
+    real = shard(real)
+    base = dict(step=step, hp=hp, models=models, g_buffers=buffers,
+                source_g=state['source_G'], real=real)
+
+    # --- D: logistic loss on real vs G(z) (+ method terms).
+    zs, ws, _ = sample_ws(g_side['net'], buffers, keys[1], batch, step, mst)
+    fake = jax.lax.stop_gradient(models.synth(g_side['net'], buffers, ws, keys[2]))
+
+    def d_loss(d_side):
+      ctx = StepContext(key=keys[3], g=g_side, d=d_side, fake=fake, zs=zs, ws=ws,
+                        noise_key=keys[2], **base)
+      ctx.real_logits, ctx.d_feats_real = disc(ctx, d_side, augment(real, keys[4]), mst)
+      ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_side, augment(fake, keys[5]), mst)
+      terms = {'d_adv': d_logistic(ctx.real_logits, ctx.fake_logits)}
+      terms.update(method.d_terms(ctx, mst))
+      return _total(terms), (terms, ctx.real_logits, ctx.fake_logits)
+
+    (_, (d_terms, real_logits, fake_logits)), grads = jax.value_and_grad(
+        d_loss, has_aux=True)(d_side)
+    d_side, opt_d_state = apply(opt_d, 'D', grads, state['opt_D'], d_side, mst)
+
+    # --- D regularisation: lazy R1 every d_reg_every steps, its own Adam step.
+    r1 = jnp.zeros(())
+    if hp.r1_gamma > 0 and hp.d_reg_every > 0:
+      def r1_update(carry):
+        d_side, opt_state = carry
+
+        def loss(d_side):
+          ctx = StepContext(key=keys[3], g=g_side, d=d_side, **base)
+          fn = lambda x: disc(ctx, d_side, augment(x, keys[6]), mst)[0]  # noqa: E731
+          pen = r1_penalty(fn, real)
+          return hp.r1_gamma / 2 * pen * hp.d_reg_every, pen
+
+        (_, pen), g = jax.value_and_grad(loss, has_aux=True)(d_side)
+        d_side, opt_state = apply(opt_d, 'D', g, opt_state, d_side, mst)
+        return (d_side, opt_state), pen
+
+      (d_side, opt_d_state), r1 = jax.lax.cond(
+          step % hp.d_reg_every == 0, r1_update,
+          lambda c: (c, jnp.zeros(())), (d_side, opt_d_state))
+
+    # --- G: non-saturating loss (+ method terms).
+    def g_loss(g_side):
+      zs, ws, w0 = sample_ws(g_side['net'], buffers, keys[7], batch, step, mst)
+      fake, g_feats = models.synth(g_side['net'], buffers, ws, keys[8], return_features=True)
+      ctx = StepContext(key=keys[9], g=g_side, d=d_side, fake=fake, zs=zs, ws=ws,
+                        noise_key=keys[8], g_feats=g_feats, **base)
+      ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_side, augment(fake, keys[10]), mst)
+      terms = {'g_adv': g_nonsaturating(ctx.fake_logits)}
+      terms.update(method.g_terms(ctx, mst))
+      return _total(terms), (terms, w0)
+
+    (_, (g_terms, w0)), grads = jax.value_and_grad(g_loss, has_aux=True)(g_side)
+    g_side, opt_g_state = apply(opt_g, 'G', grads, state['opt_G'], g_side, mst)
+
+    # --- G regularisation: lazy path length every g_reg_every steps.
+    pl, pl_mean = jnp.zeros(()), state['pl_mean']
+    if hp.pl_weight > 0 and hp.g_reg_every > 0:
+      def pl_update(carry):
+        g_side, opt_state, pl_mean = carry
+
+        def loss(g_side):
+          _, ws, _ = sample_ws(g_side['net'], buffers, keys[11], pl_batch, step, mst)
+          synth = lambda ws: models.synth(g_side['net'], buffers, ws, keys[12])  # noqa: E731
+          pen, new_mean, _ = path_length_penalty(synth, ws, keys[13], pl_mean, hp.pl_decay)
+          return hp.pl_weight * hp.g_reg_every * pen, (pen, new_mean)
+
+        (_, (pen, new_mean)), g = jax.value_and_grad(loss, has_aux=True)(g_side)
+        g_side, opt_state = apply(opt_g, 'G', g, opt_state, g_side, mst)
+        return (g_side, opt_state, new_mean), pen
+
+      (g_side, opt_g_state, pl_mean), pl = jax.lax.cond(
+          step % hp.g_reg_every == 0, pl_update,
+          lambda c: (c, jnp.zeros(())), (g_side, opt_g_state, pl_mean))
+
+    # --- EMA of G (rosinality `accumulate`) and w_avg tracking (ada-pytorch).
+    beta = hp.ema_beta
+    g_ema = jax.tree.map(lambda e, p: p + (e - p) * beta, state['G_ema'], g_side['net'])
+    w_mean = jnp.mean(jax.lax.stop_gradient(w0), axis=0)
+    buffers = {**buffers, 'w_avg': w_mean + (buffers['w_avg'] - w_mean) * hp.w_avg_beta}
+
+    new_state = {**state, 'step': step + 1, 'key': key, 'G': g_side, 'D': d_side,
+                 'G_ema': g_ema, 'G_buffers': buffers, 'opt_G': opt_g_state,
+                 'opt_D': opt_d_state, 'pl_mean': pl_mean}
+    new_state['method'] = method.update(new_state, mst)
+    metrics = {**d_terms, **g_terms, 'r1': r1, 'pl': pl, 'pl_mean': pl_mean,
+               'real_score': jnp.mean(real_logits), 'fake_score': jnp.mean(fake_logits)}
+    return new_state, metrics
+
+  kwargs = {'donate_argnums': 0} if donate else {}
+  if mesh is not None:
+    repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+    kwargs.update(in_shardings=(repl, data), out_shardings=(repl, repl))
+  return jax.jit(train_step, **kwargs)

@@ -1,0 +1,134 @@
+"""The method plug-in: a small record of pure functions the engine calls.
+
+A method (TGAN, FreezeD, EWC, CDC, RICK, ...) changes adaptation through:
+  init(ictx)                      -> MethodInit(state, g_extra, d_extra)
+  g_terms(ctx, mstate)            -> {name: scalar} added to the G loss
+  d_terms(ctx, mstate)            -> {name: scalar} added to the D loss
+  grad_transform(side, g, p, ms)  -> grads   (masks, freezing), side 'G' or 'D';
+                                     applied to gradients and to Adam's updates,
+                                     so it must be idempotent (a mask)
+  param_transform(side, p, ms)    -> params  (pruning, after each update)
+  update(uctx, mstate)            -> mstate  (queues, Fisher re-estimates, ...)
+  sample_z(key, step, ms, n)      -> list of z (anchors, ...), or None
+  disc(ctx, d, img, ms)           -> logits  (patch discriminators), or None
+`g_extra` / `d_extra` are trainable parameters a method adds (for example
+CDC's patch head); they live beside the network in state['G'] / state['D'] and
+are optimised with it. A method's state lives in state['method'][name].
+Methods compose with `compose`; term names must not collide.
+"""
+import dataclasses
+from typing import Any, Callable, Dict, Optional, Sequence
+
+Terms = Dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodInit:
+  state: Any = dataclasses.field(default_factory=dict)
+  g_extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  d_extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _no_terms(ctx, mstate) -> Terms:
+  return {}
+
+
+def _identity_grads(side, grads, params, mstate):
+  return grads
+
+
+def _identity_params(side, params, mstate):
+  return params
+
+
+def _keep_state(uctx, mstate):
+  return mstate
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One adaptation method as pure functions; every field has a no-op default."""
+  name: str
+  init: Callable[..., MethodInit] = lambda ictx: MethodInit()
+  g_terms: Callable[..., Terms] = _no_terms
+  d_terms: Callable[..., Terms] = _no_terms
+  grad_transform: Callable = _identity_grads
+  param_transform: Callable = _identity_params
+  update: Callable = _keep_state
+  sample_z: Optional[Callable] = None
+  disc: Optional[Callable] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Composite:
+  """Several methods applied together; the engine only talks to this."""
+  methods: Sequence[Method]
+
+  def __post_init__(self):
+    names = [m.name for m in self.methods]
+    if len(set(names)) != len(names):
+      raise ValueError(f'a method appears twice in {names}')
+    for hook in ('sample_z', 'disc'):
+      owners = [m.name for m in self.methods if getattr(m, hook) is not None]
+      if len(owners) > 1:
+        raise ValueError(f'methods {owners} both override {hook}; they cannot be combined')
+
+  @property
+  def name(self) -> str:
+    return '+'.join(m.name for m in self.methods) or 'none'
+
+  def init(self, ictx) -> MethodInit:
+    states, g_extra, d_extra = {}, {}, {}
+    for m in self.methods:
+      out = m.init(ictx)
+      states[m.name] = out.state
+      for mine, theirs in ((g_extra, out.g_extra), (d_extra, out.d_extra)):
+        clash = set(mine) & set(theirs)
+        if clash or 'net' in theirs:
+          raise ValueError(f'{m.name} adds parameters {sorted(clash | {"net"} & set(theirs))} '
+                           'that another part already uses')
+        mine.update(theirs)
+    return MethodInit(states, g_extra, d_extra)
+
+  def _terms(self, which, ctx, mstates) -> Terms:
+    out = {}
+    for m in self.methods:
+      terms = getattr(m, which)(ctx, mstates[m.name])
+      clash = set(out) & set(terms)
+      if clash:
+        raise ValueError(f'loss term names {sorted(clash)} are produced twice')
+      out.update(terms)
+    return out
+
+  def g_terms(self, ctx, mstates) -> Terms:
+    return self._terms('g_terms', ctx, mstates)
+
+  def d_terms(self, ctx, mstates) -> Terms:
+    return self._terms('d_terms', ctx, mstates)
+
+  def grad_transform(self, side, grads, params, mstates):
+    for m in self.methods:
+      grads = m.grad_transform(side, grads, params, mstates[m.name])
+    return grads
+
+  def param_transform(self, side, params, mstates):
+    for m in self.methods:
+      params = m.param_transform(side, params, mstates[m.name])
+    return params
+
+  def update(self, uctx, mstates):
+    return {m.name: m.update(uctx, mstates[m.name]) for m in self.methods}
+
+  def hook(self, name: str) -> Optional[Callable]:
+    for m in self.methods:
+      if getattr(m, name) is not None:
+        return getattr(m, name)
+    return None
+
+
+def compose(*methods: Method) -> Composite:
+  """Combine methods: terms are merged by name, transforms chained in order."""
+  flat = []
+  for m in methods:
+    flat.extend(m.methods if isinstance(m, Composite) else [m])
+  return Composite(tuple(flat))
