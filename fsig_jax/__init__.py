@@ -8,7 +8,7 @@ import importlib
 
 __version__ = '0.1.0'
 
-_API = ('CheckpointError', 'MissingNetworkError', 'ModelBundle', 'StyleGAN2Config',
+_API = ('adapt', 'CheckpointError', 'MissingNetworkError', 'ModelBundle', 'StyleGAN2Config',
         'UnsafePickleError', 'ada_channels', 'load_bundle', 'load_pretrained',
         'rosinality_channels', 'save_bundle')
 __all__ = list(_API)

@@ -1,0 +1,24 @@
+"""Any method on any offline 10-shot target, from the offline source model.
+
+  python launch/main.py --config=configs/offline.py:cdc,babies --workdir=runs/cdc_babies
+
+The argument is METHOD,TARGET with METHOD in configs/common.py METHODS and
+TARGET one of ../shared/data/ten_shot/<set>.
+"""
+import os
+
+from configs import common
+
+
+def get_config(arg: str = 'tgan,babies'):
+  try:
+    method, target = arg.split(',')
+  except ValueError:
+    raise ValueError(f'config argument must be METHOD,TARGET, got {arg!r}') from None
+  if target not in common.TARGETS:
+    raise ValueError(f'unknown target {target!r}; choose from {common.TARGETS}')
+  c = common.base(method)
+  c.model.checkpoint = common.OFFLINE_SOURCE
+  c.data.source = os.path.join(common.TEN_SHOT, target)
+  c.steps = 1000
+  return c

@@ -1,0 +1,78 @@
+"""The run config: everything one adaptation run needs, as an ml_collections tree.
+
+Experiment files in configs/ start from `default_config()` and change fields;
+`adapt()` does the same from keyword overrides. The config is passed in; the
+library never reads config files itself.
+"""
+import json
+from typing import Any, Dict
+
+import ml_collections
+
+from fsig_jax.engine.hparams import default_hparams
+
+# Fields that may differ when resuming a workdir (they do not change the run).
+RESUMABLE_CHANGES = ('steps', 'log_every', 'checkpoint_every', 'sample_every',
+                     'keep_checkpoints', 'eval_every', 'num_samples')
+
+
+class ConfigError(ValueError):
+  """A config value is missing, mistyped or inconsistent; the message says which."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.model = ml_collections.ConfigDict()
+  c.model.checkpoint = ''        # .pt / .pkl / fsig-jax orbax dir
+  c.model.resolution = 0         # 0: as in the checkpoint; else checked against it
+  c.data = ml_collections.ConfigDict()
+  c.data.source = ''             # folder, 'tfds:name[:split]'
+  c.data.max_images = 0          # 0: all
+  c.data.min_images = 1
+  c.data.flip = True             # rosinality/CDC train.py: RandomHorizontalFlip
+  c.method = ml_collections.ConfigDict()
+  c.method.names = 'tgan'        # comma-separated, composed in order, e.g. 'ewc,cdc'
+  c.method.kwargs = ml_collections.ConfigDict()  # {method name: {arg: value}}
+  c.hparams = default_hparams()
+  c.steps = 1000
+  c.seed = 0
+  c.log_every = 10
+  c.checkpoint_every = 250
+  c.keep_checkpoints = 3
+  c.sample_every = 250
+  c.num_samples = 8
+  c.eval_every = 0               # 0: no periodic evaluation
+  return c
+
+
+def method_names(config) -> list:
+  return [n.strip() for n in str(config.method.names).split(',') if n.strip()]
+
+
+def method_kwargs(config) -> Dict[str, Dict[str, Any]]:
+  return {k: dict(v) for k, v in config.method.kwargs.to_dict().items()}
+
+
+def check_resumable(saved_json: str, config, workdir: str):
+  """Raises ConfigError when `config` would change a run saved in `workdir`."""
+  saved = json.loads(saved_json)
+  now = json.loads(config.to_json_best_effort())
+  diffs = []
+
+  def walk(a, b, prefix=''):
+    for k in sorted(set(a) | set(b)):
+      key = f'{prefix}{k}'
+      if key in RESUMABLE_CHANGES:
+        continue
+      va, vb = a.get(k), b.get(k)
+      if isinstance(va, dict) and isinstance(vb, dict):
+        walk(va, vb, key + '.')
+      elif va != vb:
+        diffs.append(f'{key}: {va!r} -> {vb!r}')
+
+  walk(saved, now)
+  if diffs:
+    raise ConfigError(
+        f'{workdir} holds a run started with a different config ({"; ".join(diffs[:5])}). '
+        f'Resume it with the same config (only {", ".join(RESUMABLE_CHANGES)} may change), '
+        'or pass a new --workdir.')

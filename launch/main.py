@@ -1,0 +1,53 @@
+"""Train or adapt from a config file.
+
+  python launch/main.py --config=configs/tgan_anime_to_babies.py --workdir=runs/tgan
+  python launch/main.py --config=configs/cdc_anime_to_sketches.py --config.steps=500 --workdir=...
+
+Re-running the same command resumes from the newest complete checkpoint in
+--workdir. Multi-host: pass --coordinator=HOST:PORT --num_processes=N
+--process_id=I on every host (on CPU add --cpu_collectives).
+"""
+import logging
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from fsig_jax.convert.errors import CheckpointError
+from fsig_jax.data.images import DataError
+from fsig_jax.engine import loop, parallel
+from fsig_jax.utils.logs import quiet_logs
+from fsig_jax.engine.run_config import ConfigError
+
+# configs/*.py import configs.common: make the repo root importable.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
+                                         lock_config=True)
+WORKDIR = flags.DEFINE_string('workdir', None, 'where checkpoints, logs and samples go',
+                              required=True)
+COORD = flags.DEFINE_string('coordinator', None, 'multi-host: coordinator address HOST:PORT')
+NPROC = flags.DEFINE_integer('num_processes', None, 'multi-host: number of processes')
+PID = flags.DEFINE_integer('process_id', None, 'multi-host: this process index')
+CPU_COLL = flags.DEFINE_bool('cpu_collectives', False, 'multi-host on CPU: use gloo collectives')
+
+
+def main(argv):
+  del argv
+  quiet_logs()
+  if COORD.value:
+    parallel.initialize_distributed(COORD.value, NPROC.value, PID.value, CPU_COLL.value)
+  if CONFIG.value is None:
+    raise app.UsageError('--config=configs/<name>.py is required')
+  try:
+    loop.train(CONFIG.value, WORKDIR.value)
+  except (ConfigError, CheckpointError, DataError) as e:
+    raise app.UsageError(str(e)) from None
+  except loop.NonFiniteLossError as e:
+    logging.error('%s', e)
+    raise SystemExit(3) from None
+
+
+if __name__ == '__main__':
+  app.run(main)

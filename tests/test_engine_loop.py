@@ -1,0 +1,125 @@
+"""The run loop: resume, crash safety, non-finite losses, config checks, adapt()."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import fsig_jax
+from conftest import ROOT
+from engine_utils import leaves_with_paths, tiny_bundle, tiny_images
+from fsig_jax import methods
+from fsig_jax.engine import loop, run_config
+from fsig_jax.methods.base import Method
+
+
+def tiny_config(steps, **kw):
+  c = run_config.default_config()
+  c.steps = steps
+  c.hparams.d_reg_every = 2
+  c.hparams.g_reg_every = 2
+  c.log_every = 1
+  c.checkpoint_every = 2
+  c.sample_every = 0
+  for k, v in kw.items():
+    c[k] = v
+  return c
+
+
+def final_leaves(config, workdir):
+  state, _ = loop.train(config, workdir, bundle=tiny_bundle(), images=tiny_images(8))
+  return leaves_with_paths(jax.device_get(state))
+
+
+def assert_same(a, b):
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  return final_leaves(tiny_config(5), str(tmp_path_factory.mktemp('full')))
+
+
+def test_resume_gives_the_same_run(uninterrupted, tmp_path):
+  wd = str(tmp_path / 'wd')
+  final_leaves(tiny_config(3), wd)  # stops at 3 (checkpoint at 2 and 3)
+  resumed = final_leaves(tiny_config(5), wd)  # steps may grow on resume
+  assert_same(uninterrupted, resumed)
+  assert sorted(os.listdir(os.path.join(wd, 'checkpoints'))) == ['3', '4', '5']
+  assert os.path.isdir(os.path.join(wd, 'model'))
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+  wd = str(tmp_path / 'wd')
+  final_leaves(tiny_config(2), wd)
+  changed = tiny_config(4)
+  changed.hparams.lr = 0.001
+  with pytest.raises(run_config.ConfigError, match=r'hparams.lr: 0.002 -> 0.001.*new --workdir'):
+    final_leaves(changed, wd)
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+  def bomb():
+    def g_terms(ctx, mstate):
+      return {'bomb': jax.numpy.where(ctx.step >= 3, jax.numpy.nan, 0.0)}
+    return Method(name='bomb', g_terms=g_terms)
+  monkeypatch.setitem(methods.REGISTRY, 'bomb', bomb)
+  c = tiny_config(6)
+  c.method.names = 'bomb'
+  wd = str(tmp_path / 'wd')
+  with pytest.raises(loop.NonFiniteLossError, match=r"step 3: loss term\(s\) \['bomb'\]"):
+    final_leaves(c, wd)
+  assert sorted(os.listdir(os.path.join(wd, 'checkpoints'))) == ['2']
+
+
+def test_adapt_writes_nothing_by_default(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  src = tiny_bundle()
+  adapted, state = fsig_jax.adapt(src, tiny_images(8), method='freezed', steps=2, seed=0,
+                                  d_reg_every=2, g_reg_every=2)
+  assert os.listdir(tmp_path) == []
+  assert int(state['step']) == 2
+  z = np.zeros((2, 32), np.float32)
+  assert not np.allclose(adapted.generate(z), src.generate(z))
+  with pytest.raises(TypeError, match="unknown setting 'lrr'"):
+    fsig_jax.adapt(src, tiny_images(8), steps=1, lrr=0.1)
+
+
+KILL_SCRIPT = r'''
+import sys
+sys.path.insert(0, 'tests')
+from engine_utils import tiny_bundle, tiny_images
+from test_engine_loop import tiny_config
+from fsig_jax.engine import loop
+c = tiny_config(int(sys.argv[2]), checkpoint_every=1)
+loop.train(c, sys.argv[1], bundle=tiny_bundle(), images=tiny_images(8))
+print('DONE')
+'''
+
+
+def test_sigkill_at_any_moment_then_resume(uninterrupted, tmp_path):
+  """Kill -9 the run repeatedly (some kills land mid-checkpoint), then finish it."""
+  wd = str(tmp_path / 'wd')
+  ckpts = os.path.join(wd, 'checkpoints')
+  for delay in (0.0, 0.05, 0.3):
+    p = subprocess.Popen([sys.executable, '-c', KILL_SCRIPT, wd, '5'], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    t0 = time.time()
+    while time.time() - t0 < 240:  # wait until it is writing checkpoints, then kill
+      done = [d for d in os.listdir(ckpts) if d.isdigit()] if os.path.isdir(ckpts) else []
+      if p.poll() is not None or done:
+        break
+      time.sleep(0.01)
+    time.sleep(delay)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+  r = subprocess.run([sys.executable, '-c', KILL_SCRIPT, wd, '5'], cwd=ROOT, capture_output=True,
+                     text=True, timeout=300)
+  assert r.returncode == 0 and 'DONE' in r.stdout, r.stderr[-3000:]
+  assert_same(uninterrupted, final_leaves(tiny_config(5), wd))  # loads step 5, runs nothing

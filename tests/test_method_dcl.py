@@ -1,0 +1,173 @@
+"""DCL: the two InfoNCE losses by hand, their minimum, latent pairs, and 3 engine steps."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from engine_utils import TINY, leaves_with_paths, tiny_bundle, tiny_hparams, tiny_images
+from fsig_jax.engine.context import InitContext, Models, StepContext
+from fsig_jax.engine.state import init_state
+from fsig_jax.engine.step import make_train_step
+from fsig_jax.methods.base import MethodInit, compose
+from fsig_jax.methods.dcl import (combine_levels, dcl, default_d_layers, default_g_layers,
+                                  discriminator_infonce, generator_infonce, latent_pair)
+
+
+def np_cos(a, b):
+  a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+  return a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+
+
+def test_generator_infonce_matches_a_loop():
+  rng = np.random.default_rng(0)
+  t, s = rng.normal(size=(2, 4, 3, 2, 5)).astype(np.float32)
+  s[1] = 0.7 * t[1] + 0.3 * s[1]  # one clearly positive pair
+  for tau in (0.07, 0.5):
+    want = 0.0
+    for i in range(4):
+      num = np.exp(np_cos(t[i], s[i]) / tau)
+      den = sum(np.exp(np_cos(t[i], s[j]) / tau) for j in range(4))  # j = i included (Eq. 2)
+      want -= np.log(num / den) / 4
+    np.testing.assert_allclose(generator_infonce(jnp.asarray(t), jnp.asarray(s), tau), want,
+                               rtol=1e-5)
+
+
+def test_discriminator_infonce_matches_a_loop():
+  rng = np.random.default_rng(1)
+  a, p = rng.normal(size=(2, 3, 2, 2, 4)).astype(np.float32)
+  x = rng.normal(size=(5, 2, 2, 4)).astype(np.float32)
+  p[0] = a[0] + 0.2 * p[0]
+  for tau in (0.07, 0.5):
+    want = 0.0
+    for i in range(3):
+      pos = np.exp(np_cos(a[i], p[i]) / tau)
+      neg = sum(np.exp(np_cos(a[i], x[j]) / tau) for j in range(5))  # every real image
+      want -= np.log(pos / (pos + neg)) / 3
+    got = discriminator_infonce(jnp.asarray(a), jnp.asarray(p), jnp.asarray(x), tau)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_generator_loss_is_lowest_when_target_features_equal_source():
+  rng = np.random.default_rng(2)
+  s = jnp.asarray(rng.normal(size=(6, 4, 4, 8)).astype(np.float32))
+  noise = jnp.asarray(rng.normal(size=s.shape).astype(np.float32))
+  for tau in (0.07, 0.5):
+    matched = float(generator_infonce(s, s, tau))
+    for shift in range(1, 6):  # every cyclic shuffle: no anchor keeps its own positive
+      assert matched < float(generator_infonce(jnp.roll(s, shift, axis=0), s, tau)) - 1.0
+  for perm in ([1, 0, 2, 3, 4, 5], [0, 1, 2, 3, 5, 4]):  # a single swapped pair
+    assert matched < float(generator_infonce(s[jnp.asarray(perm)], s, 0.5))
+  assert matched < float(generator_infonce(s + 0.5 * noise, s, 0.5))
+  # The loss depends only on directions: a rescaled copy is as good as the source.
+  np.testing.assert_allclose(generator_infonce(3.0 * s, s, 0.5), matched, rtol=1e-5)
+
+
+def test_combine_levels():
+  losses = [jnp.asarray(1.0), jnp.asarray(2.0), jnp.asarray(6.0)]
+  assert float(combine_levels(losses, 'mean', jax.random.PRNGKey(0))) == 3.0
+  picks = {float(combine_levels(losses, 'random', jax.random.PRNGKey(k))) for k in range(40)}
+  assert picks == {1.0, 2.0, 6.0}
+
+
+@pytest.fixture(scope='module')
+def bundle():
+  return tiny_bundle()
+
+
+def test_layers_are_the_official_ones_and_checked(bundle):
+  assert default_g_layers(16) == ('b4.conv1', 'b8.conv0', 'b8.conv1', 'b16.conv0', 'b16.conv1')
+  assert default_d_layers(16) == ('b16', 'b8', 'b4.conv')
+  ictx = InitContext(bundle, None, jax.random.PRNGKey(0), tiny_hparams(), Models(TINY))
+  assert dcl().init(ictx) == MethodInit()  # no state, no trainable heads
+  for bad in (dict(g_layers=['b8.img']), dict(d_layers=['b32']), dict(d_layers=[])):
+    with pytest.raises(ValueError, match='layers must be a non-empty subset'):
+      dcl(**bad).init(ictx)
+  with pytest.raises(ValueError, match='at least 2 latents'):
+    dcl(batch=1).init(ictx)
+  with pytest.raises(ValueError, match='layer_mode'):
+    dcl(layer_mode='sum')
+
+
+@pytest.fixture(scope='module')
+def direct(bundle):
+  """latent_pair and the two terms, called outside the engine on G = G_s with noise on.
+
+  Every noise strength is set to 1 so that sharing the noise matters. One jit
+  for everything keeps the compile cost to one.
+  """
+  g = bundle.nets.get('G', bundle.nets['G_ema'])
+  noisy = jax.tree_util.tree_map_with_path(
+      lambda p, x: jnp.ones_like(x) if 'noise_strength' in jax.tree_util.keystr(p) else x,
+      g['params'])
+  hp = tiny_hparams()
+  method, unshared = dcl(layer_mode='mean'), dcl(layer_mode='mean', share_noise=False)
+  real = jnp.asarray(tiny_images(hp.batch_size))
+
+  def ctx_of(g_net, d_net):
+    return StepContext(step=jnp.zeros((), jnp.int32), key=jax.random.PRNGKey(7), hp=hp,
+                       models=Models(TINY), g={'net': g_net}, d={'net': d_net},
+                       g_buffers=g['buffers'], source_g=noisy,
+                       real=real)
+
+  @jax.jit
+  def run(g_net, d_net):
+    ctx = ctx_of(g_net, d_net)
+    key = jax.random.PRNGKey(3)
+    out = {'shared': latent_pair(ctx, key, 3, share_noise=True, with_features=True),
+           'unshared': latent_pair(ctx, key, 3, share_noise=False),
+           'g_term': method.g_terms(ctx, {})['dcl_g'],
+           'g_term_unshared': unshared.g_terms(ctx, {})['dcl_g']}
+    out['g_grad'] = jax.grad(lambda gn: method.g_terms(ctx_of(gn, d_net), {})['dcl_g'])(g_net)
+    out['d_grad'] = jax.grad(lambda dn: method.d_terms(ctx_of(g_net, dn), {})['dcl_d'])(d_net)
+    return out
+
+  out = run(noisy, bundle.nets['D']['params'])
+  out['terms'] = (method.g_terms(ctx_of(noisy, None), {}).keys(),
+                  dcl(lambda_g=0).g_terms(ctx_of(noisy, None), {}))
+  return out
+
+
+def test_latent_pair_shares_latents_and_noise(direct):
+  (img_t, f_t), (img_s, f_s) = direct['shared']
+  # Same z, noise and weights (to float rounding: XLA folds the constant source side).
+  np.testing.assert_allclose(img_t, img_s, rtol=1e-5, atol=1e-5)
+  for name in default_g_layers(16):
+    np.testing.assert_allclose(f_t[name], f_s[name], rtol=1e-5, atol=1e-5)
+  assert float(jnp.std(img_t[0] - img_t[1])) > 1e-3  # a different latent per row
+  img_t2, img_s2 = direct['unshared']
+  np.testing.assert_allclose(img_t2, img_t, rtol=1e-5, atol=1e-5)  # the adapted side as before
+  assert float(jnp.max(jnp.abs(img_s2 - img_t2))) > 1e-3  # only the noise differs
+
+
+def test_terms_reach_their_own_side(direct):
+  assert 0 < float(direct['g_term']) < float(direct['g_term_unshared'])
+  for side in ('g_grad', 'd_grad'):
+    grads = jax.tree.leaves(direct[side])
+    assert all(np.isfinite(x).all() for x in grads)
+    assert sum(float(jnp.sum(jnp.abs(x))) > 0 for x in grads) > len(grads) // 2, side
+  names, dropped = direct['terms']
+  assert set(names) == {'dcl_g'} and dropped == {}
+
+
+def test_three_engine_steps(bundle):
+  # Without the lazy regularisers (their double backward only slows compiling).
+  hp = tiny_hparams(r1_gamma=0.0, pl_weight=0.0)
+  method = compose(dcl())
+  state = init_state(bundle, hp, method, jax.random.PRNGKey(1))
+  assert set(state['G']) == {'net'} and set(state['D']) == {'net'}  # no heads to train
+  init = leaves_with_paths(state)
+  step = make_train_step(TINY, hp, method)
+  images = jnp.asarray(tiny_images(hp.batch_size))
+  metrics = []
+  for _ in range(3):
+    state, m = step(state, images)
+    metrics.append({k: float(v) for k, v in m.items()})
+  final = leaves_with_paths(state)
+  assert all({'dcl_g', 'dcl_d', 'g_adv', 'd_adv'} <= set(m) for m in metrics)
+  assert all(np.isfinite(v) for m in metrics for v in m.values())
+  assert all(m['dcl_g'] > 0 and m['dcl_d'] > 0 for m in metrics)
+  for side in ("['G']['net']", "['D']['net']"):
+    keys = [k for k in init if k.startswith(side)]
+    assert sum(not np.array_equal(init[k], final[k]) for k in keys) > 0.9 * len(keys)
+  src = [k for k in init if k.startswith("['source_G']")]
+  assert all(np.array_equal(init[k], final[k]) for k in src)
