@@ -71,6 +71,7 @@ class StepContext:
   In G terms `g` is the G side being differentiated and `d` is fixed; in D
   terms the reverse. Fields a phase does not compute are None.
   """
+  phase: str                        # 'D' (main D loss), 'R1' (D regulariser) or 'G'
   step: jax.Array
   key: jax.Array                    # a key reserved for the method's own sampling
   hp: Any

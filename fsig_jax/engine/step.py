@@ -7,6 +7,7 @@ Methods add loss terms, transform gradients and params, and carry state (see
 state is replicated and the batch sharded over all devices; the computation is
 the same global-batch computation as on one device.
 """
+import dataclasses
 import functools
 from typing import Optional
 
@@ -67,11 +68,15 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
       return disc_hook(ctx, d_side, img, mstates[owner('disc')])
     return models.disc(d_side['net'], img)
 
-  def sample_ws(g_net, buffers, key, n, step, mstates):
-    """Latents -> styles with mixing; returns (zs, ws, w of the first z)."""
+  def sample_ws(g_net, buffers, key, n, step, mstates, use_hook=True):
+    """Latents -> styles with mixing; returns (zs, ws, w of the first z).
+
+    Path length always uses plain mixing latents (rosinality/CDC `mixing_noise`),
+    so it passes use_hook=False.
+    """
     kz1, kz2, kmix = jax.random.split(key, 3)
     zs = None
-    if z_hook is not None:
+    if z_hook is not None and use_hook:
       zs = z_hook(kz1, step, mstates[owner('sample_z')], n)
     if zs is None:
       zs = [shard(jax.random.normal(kz1, (n, cfg.z_dim)))]
@@ -95,10 +100,15 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
     fake = jax.lax.stop_gradient(models.synth(g_side['net'], buffers, ws, keys[2]))
 
     def d_loss(d_side):
-      ctx = StepContext(key=keys[3], g=g_side, d=d_side, fake=fake, zs=zs, ws=ws,
+      ctx = StepContext(phase='D', key=keys[3], g=g_side, d=d_side, fake=fake, zs=zs, ws=ws,
                         noise_key=keys[2], **base)
-      ctx.real_logits, ctx.d_feats_real = disc(ctx, d_side, augment(real, keys[4]), mst)
-      ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_side, augment(fake, keys[5]), mst)
+      # Independent method keys for the real and the fake pass (CDC draws p_ind twice).
+      ctx.real_logits, ctx.d_feats_real = disc(
+          dataclasses.replace(ctx, key=jax.random.fold_in(keys[3], 0)), d_side,
+          augment(real, keys[4]), mst)
+      ctx.fake_logits, ctx.d_feats_fake = disc(
+          dataclasses.replace(ctx, key=jax.random.fold_in(keys[3], 1)), d_side,
+          augment(fake, keys[5]), mst)
       terms = {'d_adv': d_logistic(ctx.real_logits, ctx.fake_logits)}
       terms.update(method.d_terms(ctx, mst))
       return _total(terms), (terms, ctx.real_logits, ctx.fake_logits)
@@ -114,7 +124,7 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
         d_side, opt_state = carry
 
         def loss(d_side):
-          ctx = StepContext(key=keys[3], g=g_side, d=d_side, **base)
+          ctx = StepContext(phase='R1', key=keys[3], g=g_side, d=d_side, **base)
           fn = lambda x: disc(ctx, d_side, augment(x, keys[6]), mst)[0]  # noqa: E731
           pen = r1_penalty(fn, real)
           return hp.r1_gamma / 2 * pen * hp.d_reg_every, pen
@@ -131,7 +141,7 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
     def g_loss(g_side):
       zs, ws, w0 = sample_ws(g_side['net'], buffers, keys[7], batch, step, mst)
       fake, g_feats = models.synth(g_side['net'], buffers, ws, keys[8], return_features=True)
-      ctx = StepContext(key=keys[9], g=g_side, d=d_side, fake=fake, zs=zs, ws=ws,
+      ctx = StepContext(phase='G', key=keys[9], g=g_side, d=d_side, fake=fake, zs=zs, ws=ws,
                         noise_key=keys[8], g_feats=g_feats, **base)
       ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_side, augment(fake, keys[10]), mst)
       terms = {'g_adv': g_nonsaturating(ctx.fake_logits)}
@@ -148,7 +158,8 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
         g_side, opt_state, pl_mean = carry
 
         def loss(g_side):
-          _, ws, _ = sample_ws(g_side['net'], buffers, keys[11], pl_batch, step, mst)
+          _, ws, _ = sample_ws(g_side['net'], buffers, keys[11], pl_batch, step, mst,
+                               use_hook=False)
           synth = lambda ws: models.synth(g_side['net'], buffers, ws, keys[12])  # noqa: E731
           pen, new_mean, _ = path_length_penalty(synth, ws, keys[13], pl_mean, hp.pl_decay)
           return hp.pl_weight * hp.g_reg_every * pen, (pen, new_mean)

@@ -12,8 +12,12 @@ import jax.numpy as jnp
 
 
 def r1_penalty(d_fn: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.Array:
-  """rosinality `d_r1_loss`: mean over samples of sum of squared input grads."""
-  grads = jax.grad(lambda x: jnp.sum(d_fn(x)))(real)
+  """rosinality `d_r1_loss`: mean over samples of sum of squared input grads.
+
+  Logits of shape (N, ...) (e.g. CDC's patch logits) are averaged per sample
+  first, as CDC's `real_pred.view(N, -1).mean(1)`; for (N, 1) this is the sum.
+  """
+  grads = jax.grad(lambda x: jnp.sum(jnp.mean(d_fn(x).reshape(x.shape[0], -1), axis=1)))(real)
   return jnp.mean(jnp.sum(jnp.square(grads).reshape(grads.shape[0], -1), axis=1))
 
 

@@ -7,15 +7,15 @@ f363dd42 and model.py at commit fdd00084; the stored train.py at 1c9b5e38 is a
 third-party modification with conditional labels and `full_anchor_p`, and is
 not what we follow):
 
-1. Cross-domain distance consistency (paper Sec. 3.1, Eq. 1-2; train.py, the
+1. Cross-domain distance consistency (paper Sec. 3.1, Eqs. 1-3; train.py, the
    "distance consistency loss" block of `train`). For `feat_const_batch` fresh
    latents, the source and adapted generators' intermediate features give, per
    anchor sample i, the cosine similarities to the other samples at a layer
    `feat_ind[i]` drawn per anchor; softmax over the others turns each row into
    a distribution, and the adapted G is pulled towards the source's with
    `kl_wt * nn.KLDivLoss()(log(dist_target), dist_source)`.
-2. Anchor-based relaxed realism (paper Sec. 3.2, Eq. 3-4; train.py
-   `get_subspace`, `which = i % subspace_freq`). `n_train` anchor latents are
+2. Anchor-based relaxed realism (paper Sec. 3.2, Eq. 4, as train.py's comment
+   on `init_z` cites it; `get_subspace`, `which = i % subspace_freq`). `n_train` anchor latents are
    drawn once. On steps with `step % subspace_freq == 0` the batch latents are
    sampled around the anchors and the ordinary image-level D is used; on the
    other steps latents are sampled normally and a patch-level D judges
@@ -85,7 +85,7 @@ def _off_diagonal_index(b: int) -> np.ndarray:
 
 def distance_consistency_loss(src_feats: Sequence[jax.Array], tgt_feats: Sequence[jax.Array],
                               layer_idx: jax.Array, kl_wt: float = 1000.0) -> jax.Array:
-  """CDC's cross-domain distance consistency loss (paper Eq. 1-2).
+  """CDC's cross-domain distance consistency loss (paper Sec. 3.1).
 
   train.py: for each anchor `pair1`, `dist[pair1, tmpc] = sim(feat[feat_ind[pair1]][pair1],
   feat[feat_ind[pair1]][pair2])` over pair2 != pair1, `dist = Softmax(dim=1)(dist)`,
@@ -183,6 +183,11 @@ def _tap_gain(key: str) -> float:
 def patch_logits(models, d_side, img: jax.Array, p_ind: jax.Array, highp: int):
   """Runs D once; returns (image logits (N, 1), D features, patch logits (N, P)).
 
+  The taps are read with Flax's `capture_intermediates` from the one D pass.
+  model.py returns right after the 16 px block on patch steps; we run the
+  whole D because the hook needs the image logits too (selected by step,
+  under jit). The unused part gets zero gradient, as in the official code.
+
   The patch logits are `Extra(feat[p_ind], p_ind)` of model.py: (N, s, s, 1)
   flattened. Heads at 16 px are nearest-upsampled to the largest map among the
   `highp` candidates so that `lax.switch` branches agree in shape; repeating
@@ -252,17 +257,10 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
       anchor batch is a single latent, `[get_subspace(...)]`); other steps
       return two normal latents that the engine mixes with `hp.mixing_prob`,
       as `mixing_noise` does.
-    * The engine also asks `sample_z` for the path-length batch; on anchor
-      steps (with the defaults every path-length step, as 4 | 4) that batch
-      comes from the anchors, while the official code always uses
-      `mixing_noise` there. Needs an engine change (see the report).
-    * The engine gives the real and the fake D call the same method key, so
-      with highp > 1 both use the same `p_ind` (official: independent draws).
-      Irrelevant at the default highp = 1.
-    * R1 is recognised by `ctx.fake is None` (the engine's R1 context has no
-      fake batch); there the patch D returns per-sample means over patches,
-      as train.py does (`real_pred.view(N, -1).mean(dim=1)`) before
-      `d_r1_loss`, whose `.sum()` would otherwise be P^2 too large.
+    * Path length uses plain mixing latents (the engine bypasses `sample_z`
+      there), the real and fake D calls get independent keys (independent
+      `p_ind` draws), and R1 averages logits per sample first (train.py's
+      `real_pred.view(N, -1).mean(1)`), all as in the official code.
   """
   if subspace_freq < 1:
     raise ValueError(f'subspace_freq must be >= 1, got {subspace_freq}')
@@ -299,10 +297,7 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
   def disc(ctx, d_side, img, mstate):
     p_ind = jax.random.randint(jax.random.fold_in(ctx.key, 0), (), 0, highp)
     logits, feats, patches = patch_logits(ctx.models, d_side, img, p_ind, highp)
-    if ctx.fake is None:  # R1: per-sample mean over patches (train.py d_regularize)
-      patches = jnp.mean(patches, axis=1, keepdims=True)
-    else:
-      logits = jnp.broadcast_to(logits, patches.shape)
+    logits = jnp.broadcast_to(logits, patches.shape)
     return jnp.where(is_anchor_step(ctx.step), logits, patches), feats
 
   def g_terms(ctx, mstate):
