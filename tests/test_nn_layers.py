@@ -27,13 +27,17 @@ def _ref_upfirdn(x, f, up, down, pad, gain):
   return out[:, ::down, ::down]
 
 
+@pytest.mark.parametrize('kind', ['general', 'separable'])
 @pytest.mark.parametrize('up,down,pad,gain', [(1, 1, (1, 2), 1.0), (2, 1, (2, 1), 4.0),
                                               (1, 2, (2, 2), 1.0), (2, 2, (1, 1), 4.0)])
-def test_upfirdn2d_matches_scipy(up, down, pad, gain):
+def test_upfirdn2d_matches_scipy(up, down, pad, gain, kind):
   x = RNG.normal(size=(2, 7, 7, 3)).astype(np.float32)
-  f = RNG.uniform(size=(4, 4)).astype(np.float32)  # asymmetric: checks the flip
+  if kind == 'general':  # a full-rank filter takes the depthwise-conv path
+    f = RNG.uniform(size=(4, 4)).astype(np.float32)  # asymmetric: checks the flip
+  else:  # rank 1: the shifted-slice path; asymmetric taps check the flip per axis
+    f = np.outer([1.0, 2.0, 5.0, 3.0], [4.0, 1.0, 0.5, 2.0]).astype(np.float32)
   got = upfirdn.upfirdn2d(jnp.asarray(x), f, up=up, down=down, padding=pad, gain=gain)
-  np.testing.assert_allclose(got, _ref_upfirdn(x, f, up, down, pad, gain), atol=1e-5)
+  np.testing.assert_allclose(got, _ref_upfirdn(x, f, up, down, pad, gain), rtol=1e-5, atol=1e-5)
 
 
 def test_upfirdn2d_negative_padding_crops():

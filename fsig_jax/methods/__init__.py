@@ -1,11 +1,12 @@
 """Adaptation methods, one module per paper, and a registry by name."""
 from fsig_jax.methods.base import Composite, Method, MethodInit, compose
 from fsig_jax.methods.cdc import cdc
+from fsig_jax.methods.dcl import dcl
 from fsig_jax.methods.ewc import ewc
 from fsig_jax.methods.freezed import freezed
 from fsig_jax.methods.tgan import tgan
 
-REGISTRY = {'tgan': tgan, 'freezed': freezed, 'ewc': ewc, 'cdc': cdc}
+REGISTRY = {'tgan': tgan, 'freezed': freezed, 'ewc': ewc, 'cdc': cdc, 'dcl': dcl}
 
 
 def get_method(names, **kwargs_by_method) -> Composite:

@@ -24,6 +24,10 @@ spaces ("dual"):
   f is the cosine similarity of the flattened (C*H*W) feature maps, and the
   total objective is L_adv + lambda_1 L_CL1 + lambda_2 L_CL2 (Eq. 4).
 
+  (The paper's text was not at hand when this was written: the equations and
+  their numbers are transcribed from the authors' description and should be
+  checked against the PDF; Eq. 1 is the fine-tuning GAN objective.)
+
 Official code. The authors' repository (yunqing-me/A-Closer-Look-at-FSIG)
 publishes only `model.py`, a fork of CDC's rosinality-based model whose
 networks return the features DCL contrasts: `Generator.forward(...,
