@@ -47,6 +47,7 @@ def bench(res: int, method_name: str) -> dict:
   t0 = time.perf_counter()
   compiled = step.lower(state, real).compile()
   compile_s = time.perf_counter() - t0
+  print(f'{res}px {method_name}: compiled in {compile_s:.1f}s', flush=True)
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get('flops', float('nan')))

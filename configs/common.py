@@ -1,4 +1,4 @@
-"""Shared pieces of the experiment configs: paths and per-method settings."""
+"""Shared pieces of the experiment configs: paths, targets and method presets."""
 import os
 
 from fsig_jax.engine.run_config import default_config
@@ -14,17 +14,21 @@ TARGETS = ('babies', 'sketches', 'caricatures', 'raphael', 'vangogh_face', 'vang
 ANIME64 = os.path.join(ROOT, 'models', 'anime64')
 OFFLINE_SOURCE = ANIME64 if os.path.isdir(ANIME64) else 'random:64'
 
-METHODS = ('tgan', 'tgan_aug', 'freezed')
+# Aliases on top of the method registry; anything else is a '+'-joined list of
+# registry names, composed in order (e.g. 'ewc+cdc').
+ALIASES = {
+    # TGAN + DiffAugment with its default policy (Zhao et al. 2020): the "TGAN+ADA" row.
+    'tgan_aug': dict(names='tgan', augment='color,translation,cutout'),
+}
 
 
 def base(method: str):
-  """A default config with `method` set (tgan_aug = TGAN + DiffAugment)."""
+  """A default config with `method` set."""
   c = default_config()
-  if method not in METHODS:
-    raise ValueError(f'unknown method {method!r}; configs exist for {METHODS}')
-  if method == 'tgan_aug':
-    c.method.names = 'tgan'
-    c.hparams.augment = 'color,translation,cutout'  # DiffAugment's default policy
+  preset = ALIASES.get(method)
+  if preset is not None:
+    c.method.names = preset['names']
+    c.hparams.augment = preset.get('augment', '')
   else:
-    c.method.names = method
+    c.method.names = method.replace('+', ',')
   return c

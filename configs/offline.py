@@ -1,9 +1,11 @@
 """Any method on any offline 10-shot target, from the offline source model.
 
   python launch/main.py --config=configs/offline.py:cdc,babies --workdir=runs/cdc_babies
+  python launch/main.py --config=configs/offline.py:ewc+cdc,sketches --workdir=runs/x
 
-The argument is METHOD,TARGET with METHOD in configs/common.py METHODS and
-TARGET one of ../shared/data/ten_shot/<set>.
+The argument is METHOD,TARGET: METHOD a registered method ('tgan', 'freezed',
+'ewc', 'cdc', 'dcl', ...), a '+'-joined composition, or an alias from
+configs/common.py ('tgan_aug'); TARGET one of ../shared/data/ten_shot/<set>.
 """
 import os
 
@@ -20,5 +22,6 @@ def get_config(arg: str = 'tgan,babies'):
   c = common.base(method)
   c.model.checkpoint = common.OFFLINE_SOURCE
   c.data.source = os.path.join(common.TEN_SHOT, target)
+  c.data.description = f'the 10-shot set ../shared/data/ten_shot/{target}'
   c.steps = 1000
   return c

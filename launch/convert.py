@@ -9,6 +9,7 @@ without running any code stored in the pickle.
 from absl import app, flags
 
 import fsig_jax
+from fsig_jax.utils.cli import fail
 
 INPUT = flags.DEFINE_string('input', None, 'rosinality .pt or stylegan2-ada .pkl', required=True)
 OUTPUT = flags.DEFINE_string('output', None, 'orbax checkpoint directory to write', required=True)
@@ -23,7 +24,7 @@ def main(argv):
     bundle = fsig_jax.load_pretrained(INPUT.value, require_discriminator=REQUIRE_D.value)
     path = fsig_jax.save_bundle(bundle, OUTPUT.value, overwrite=OVERWRITE.value)
   except (fsig_jax.CheckpointError, FileExistsError) as e:
-    raise app.UsageError(str(e)) from None
+    fail(str(e))
   cfg = bundle.config
   print(f'wrote {path}: {cfg.resolution}px StyleGAN2, nets {sorted(bundle.nets)}, '
         f'G widths {cfg.g_channels}, z/w {cfg.z_dim}/{cfg.w_dim}, n_mlp {cfg.n_mlp}')

@@ -6,6 +6,7 @@ from absl import app, flags
 import jax
 
 import fsig_jax
+from fsig_jax.utils.cli import fail
 from fsig_jax.utils.images import save_grid
 
 CKPT = flags.DEFINE_string('checkpoint', None, '.pt, .pkl or fsig-jax orbax directory',
@@ -30,7 +31,7 @@ def main(argv):
                             key=jax.random.fold_in(nkey, i))
             for i in range(0, NUM.value, BATCH.value)]
   except fsig_jax.CheckpointError as e:
-    raise app.UsageError(str(e)) from None
+    fail(str(e))
   path = save_grid(OUT.value, jax.numpy.concatenate(imgs))
   print(f'wrote {path} ({NUM.value} samples, {bundle.config.resolution}px, '
         f'truncation {TRUNC.value}, seed {SEED.value})')

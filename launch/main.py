@@ -7,7 +7,6 @@ Re-running the same command resumes from the newest complete checkpoint in
 --workdir. Multi-host: pass --coordinator=HOST:PORT --num_processes=N
 --process_id=I on every host (on CPU add --cpu_collectives).
 """
-import logging
 import os
 import sys
 
@@ -17,6 +16,7 @@ from ml_collections import config_flags
 from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.data.images import DataError
 from fsig_jax.engine import loop, parallel
+from fsig_jax.utils.cli import fail
 from fsig_jax.utils.logs import quiet_logs
 from fsig_jax.engine.run_config import ConfigError
 
@@ -38,16 +38,40 @@ def main(argv):
   quiet_logs()
   if COORD.value:
     parallel.initialize_distributed(COORD.value, NPROC.value, PID.value, CPU_COLL.value)
-  if CONFIG.value is None:
-    raise app.UsageError('--config=configs/<name>.py is required')
   try:
-    loop.train(CONFIG.value, WORKDIR.value)
+    config = CONFIG.value
+    if config is None:
+      fail('--config=configs/<name>.py is required')
+    config.to_dict()  # a config file that failed to load raises only when used
+  except (OSError, AttributeError, KeyError, ValueError, TypeError) as e:
+    fail(f'could not load --config: {_last_line(e)}')
+  try:
+    loop.train(config, WORKDIR.value)
   except (ConfigError, CheckpointError, DataError) as e:
-    raise app.UsageError(str(e)) from None
+    fail(str(e))
   except loop.NonFiniteLossError as e:
-    logging.error('%s', e)
-    raise SystemExit(3) from None
+    fail(str(e), code=3)
+
+
+def _last_line(e: BaseException) -> str:
+  """The final 'XError: message' of an error text that may embed a traceback."""
+  lines = [l.strip() for l in str(e).replace('\\n', '\n').splitlines() if l.strip()]
+  if any(l.startswith('Traceback') for l in lines):
+    lines = [l for l in lines if not l.startswith(('File ', 'Traceback', '^', '~'))]
+    errors = [l for l in lines if l.split(':')[0].endswith(('Error', 'Exception'))]
+    return errors[-1] if errors else lines[-1]
+  return ' '.join(lines).replace("\\'", "'").strip("'")
+
+
+def parse_flags(argv):
+  """absl flag parsing, with config-file and override mistakes as one clear line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(f'{_last_line(e)} (pass --helpshort for the flags)')
+  except (OSError, AttributeError, KeyError, ValueError, TypeError) as e:
+    fail(f'could not load --config: {type(e).__name__}: {_last_line(e)}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

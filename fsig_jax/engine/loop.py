@@ -128,6 +128,13 @@ def prepare(config, bundle: Optional[ModelBundle] = None, images=None):
       raise run_config.ConfigError('config.model.checkpoint is empty: set it to a rosinality '
                                    '.pt, an ada-pytorch .pkl or an fsig-jax checkpoint directory')
     spec = config.model.checkpoint
+    if not spec.startswith('random:') and not os.path.exists(spec):
+      what = config.model.description or 'a StyleGAN2 checkpoint'
+      raise run_config.ConfigError(
+          f'config.model.checkpoint {spec!r} does not exist. This config needs {what}. Pass '
+          '--config.model.checkpoint=PATH: a rosinality .pt or an ada-pytorch .pkl is read '
+          'directly (no PyTorch needed), or convert it once with `python launch/convert.py '
+          '--input=FILE --output=DIR` and pass DIR.')
     if spec.startswith('random:'):
       bundle = init_bundle(presets.parse_random_spec(spec), jax.random.PRNGKey(config.seed),
                            source=spec)
@@ -141,6 +148,11 @@ def prepare(config, bundle: Optional[ModelBundle] = None, images=None):
       raise run_config.ConfigError('config.data.source is empty: set it to a folder of target '
                                    'images (or tfds:NAME[:SPLIT])')
     images = config.data.source
+    if (isinstance(images, str) and not images.startswith('tfds:')
+        and not os.path.exists(images) and config.data.description):
+      raise run_config.ConfigError(
+          f'config.data.source {images!r} does not exist. This config needs '
+          f'{config.data.description}. Pass --config.data.source=FOLDER.')
   images = load_images(images, res, min_images=config.data.min_images,
                        max_images=config.data.max_images or None)
   return bundle, images
@@ -151,7 +163,10 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   """Runs (or resumes) adaptation; returns the final state and adapted bundle."""
   bundle, images = prepare(config, bundle, images)
   hp = config.hparams
-  method = get_method(run_config.method_names(config), **run_config.method_kwargs(config))
+  try:
+    method = get_method(run_config.method_names(config), **run_config.method_kwargs(config))
+  except (ValueError, TypeError) as e:
+    raise run_config.ConfigError(f'config.method: {e}') from None
   mesh = mesh or parallel.make_mesh()
   parallel.check_batch(hp.batch_size, mesh)
   lead = jax.process_index() == 0

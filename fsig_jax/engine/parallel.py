@@ -41,8 +41,9 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def check_batch(batch_size: int, mesh: Mesh):
   n = mesh.devices.size
   if batch_size % n:
-    raise ValueError(f'batch_size {batch_size} is not divisible by the {n} devices; '
-                     f'use a multiple of {n} (or fewer devices)')
+    from fsig_jax.engine.run_config import ConfigError  # pylint: disable=g-import-not-at-top
+    raise ConfigError(f'hparams.batch_size {batch_size} is not divisible by the {n} devices; '
+                      f'use a multiple of {n} (or fewer devices)')
 
 
 def global_batch(local: np.ndarray, mesh: Mesh) -> jax.Array:

@@ -25,11 +25,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.checkpoint = ''        # .pt / .pkl / fsig-jax orbax dir
   c.model.resolution = 0         # 0: as in the checkpoint; else checked against it
+  c.model.description = ''       # what the checkpoint is and where users get it (for errors)
   c.data = ml_collections.ConfigDict()
   c.data.source = ''             # folder, 'tfds:name[:split]'
   c.data.max_images = 0          # 0: all
   c.data.min_images = 1
   c.data.flip = True             # rosinality/CDC train.py: RandomHorizontalFlip
+  c.data.description = ''        # what the data is and where users get it (for errors)
   c.method = ml_collections.ConfigDict()
   c.method.names = 'tgan'        # comma-separated, composed in order, e.g. 'ewc,cdc'
   c.method.kwargs = ml_collections.ConfigDict()  # {method name: {arg: value}}

@@ -1,0 +1,31 @@
+"""The CDC / DCL / RICK paper setting: FFHQ 256 px source -> a 10-shot target.
+
+  python launch/main.py --config=configs/paper_ffhq256.py:cdc,babies \
+      --config.model.checkpoint=550000.pt --config.data.source=data/babies --workdir=runs/x
+
+Users provide the source checkpoint (rosinality's FFHQ 256 `550000.pt`, as
+used by CDC, or any FFHQ 256 .pt/.pkl) and the 10 target images (the CDC
+10-shot sets: babies, sunglasses, sketches, ...). Paths default to
+checkpoints/ffhq256.pt and data/<target>; a missing one is reported with how
+to get it. CDC trains 5000 iterations with batch 4 (its README, --iter 5002).
+"""
+from configs import common
+
+
+def get_config(arg: str = 'cdc,babies'):
+  try:
+    method, target = arg.split(',')
+  except ValueError:
+    raise ValueError(f'config argument must be METHOD,TARGET, got {arg!r}') from None
+  c = common.base(method)
+  c.model.checkpoint = 'checkpoints/ffhq256.pt'
+  c.model.resolution = 256
+  c.model.description = ('the FFHQ 256px StyleGAN2 source model (rosinality 550000.pt from '
+                         'the CDC README, or an FFHQ-256 stylegan2-ada .pkl)')
+  c.data.source = f'data/{target}'
+  c.data.description = (f'the 10-shot "{target}" images from the CDC repository '
+                        '(few-shot-gan-adaptation, "processed_data" / the 10-shot folders)')
+  c.steps = 5000
+  c.checkpoint_every = 500
+  c.sample_every = 500
+  return c

@@ -1,0 +1,149 @@
+"""A table of bad inputs (folders, images, configs, checkpoints, flags), each
+answered with a clear error that names the problem and the fix."""
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, shared_path
+from engine_utils import tiny_bundle
+import torch_writer
+from fsig_jax.convert.errors import CheckpointError
+from fsig_jax.convert.torch_file import load_torch_file
+from fsig_jax.data.images import DataError
+from fsig_jax.engine import loop, parallel, run_config
+from fsig_jax.models.bundle import MissingNetworkError
+
+
+def write_pngs(folder, n, size=32):
+  folder.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(0)
+  for i in range(n):
+    Image.fromarray(rng.integers(0, 255, (size, size, 3), np.uint8)).save(folder / f'{i}.png')
+  return folder
+
+
+def config(**kw):
+  c = run_config.default_config()
+  for k, v in kw.items():
+    node = c
+    *parents, leaf = k.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = v
+  return c
+
+
+def case_missing_folder(tmp):
+  return config(**{'data.source': str(tmp / 'nope')}), DataError, r'nope.*(not exist|no such)'
+
+
+def case_empty_folder(tmp):
+  (tmp / 'empty').mkdir()
+  return config(**{'data.source': str(tmp / 'empty')}), DataError, r'empty.*(no image|empty)'
+
+
+def case_corrupt_image(tmp):
+  folder = write_pngs(tmp / 'imgs', 3)
+  (folder / 'bad.png').write_bytes(b'not a png at all')
+  return config(**{'data.source': str(folder)}), DataError, r'bad\.png'
+
+
+def case_too_few_images(tmp):
+  folder = write_pngs(tmp / 'imgs', 2)
+  return (config(**{'data.source': str(folder), 'data.min_images': 5}), DataError,
+          r'2 .*5|5.*2')
+
+
+def case_unknown_method(tmp):
+  folder = write_pngs(tmp / 'imgs', 4, 16)
+  return (config(**{'data.source': str(folder), 'method.names': 'cdcc'}),
+          run_config.ConfigError, r"unknown method\(s\) \['cdcc'\]; available")
+
+
+def case_method_kwarg_typo(tmp):
+  folder = write_pngs(tmp / 'imgs', 4, 16)
+  c = config(**{'data.source': str(folder), 'method.names': 'freezed'})
+  c.method.kwargs.freezed = {'freez_layers': 2}
+  return c, run_config.ConfigError, r"config.method: .*freez_layers"
+
+
+def case_missing_checkpoint(tmp):
+  return (config(**{'model.checkpoint': str(tmp / 'ffhq.pt'),
+                    'model.description': 'the FFHQ 256px source model'}),
+          run_config.ConfigError, r'does not exist\. This config needs the FFHQ 256px.*convert')
+
+
+def case_empty_checkpoint_setting(tmp):
+  return config(), run_config.ConfigError, r'config.model.checkpoint is empty'
+
+
+def case_not_a_checkpoint(tmp):
+  png = write_pngs(tmp / 'imgs', 1) / '0.png'
+  return (config(**{'model.checkpoint': str(png)}), CheckpointError,
+          r'0\.png: unknown checkpoint format')
+
+
+def case_wrong_resolution(tmp):
+  pkl = shared_path('conformance', 'ada_32px.pkl')
+  return (config(**{'model.checkpoint': str(pkl), 'model.resolution': 256}), CheckpointError,
+          r'32x32, but 256x256')
+
+
+def case_checkpoint_without_d(tmp):
+  ckpt = load_torch_file(str(shared_path('conformance', 'rosinality_32px.pt')))
+  path = tmp / 'g_only.pt'
+  torch_writer.save({'g_ema': ckpt['g_ema']}, path)
+  return config(**{'model.checkpoint': str(path)}), MissingNetworkError, r'has no D network'
+
+
+CASES = [case_missing_folder, case_empty_folder, case_corrupt_image, case_too_few_images,
+         case_unknown_method, case_method_kwarg_typo, case_missing_checkpoint,
+         case_empty_checkpoint_setting, case_not_a_checkpoint, case_wrong_resolution,
+         case_checkpoint_without_d]
+
+
+@pytest.mark.parametrize('case', CASES, ids=lambda c: c.__name__[5:])
+def test_bad_input_gets_a_clear_error(case, tmp_path):
+  cfg, error, pattern = case(tmp_path)
+  uses_model = 'checkpoint' in case.__name__ or 'resolution' in case.__name__
+  bundle = None if uses_model else tiny_bundle()
+  with pytest.raises(error, match=pattern):
+    loop.train(cfg, None, bundle=bundle)
+
+
+def test_batch_not_divisible_by_devices():
+  mesh = types.SimpleNamespace(devices=np.zeros(8))
+  with pytest.raises(run_config.ConfigError, match=r'batch_size 4 is not divisible by the 8'):
+    parallel.check_batch(4, mesh)
+
+
+CLI = [
+    (['--config=configs/offline.py:tgan,babies', '--config.hparams.lrr=1'],
+     'Did you mean "lr" instead of "lrr"'),
+    (['--config=configs/offline.py:cdc'], 'config argument must be METHOD,TARGET'),
+    (['--config=configs/offline.py:cdc,bbies'], "unknown target 'bbies'"),
+    (['--config=configs/nope.py'], "No such file or directory: 'configs/nope.py"),
+    (['--config=configs/offline.py:tgan,babies', '--config.steps=abc'], '--config.steps=abc'),
+    (['--config=configs/paper_ffhq256.py:cdc,babies'],
+     "config.model.checkpoint 'checkpoints/ffhq256.pt' does not exist"),
+]
+
+
+@pytest.mark.parametrize('args,message', CLI, ids=[a[-1].split('=')[-1] for a, _ in CLI])
+def test_launcher_reports_one_clear_line(args, message, tmp_path):
+  r = subprocess.run([sys.executable, 'launch/main.py', *args, f'--workdir={tmp_path / "w"}'],
+                     cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert 'Traceback' not in r.stderr, r.stderr[-3000:]
+  assert 'fsig-jax: error:' in r.stderr and message in r.stderr, r.stderr[-2000:]
+
+
+def test_launcher_requires_workdir():
+  r = subprocess.run([sys.executable, 'launch/main.py', '--config=configs/offline.py:tgan,babies'],
+                     cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 2 and 'Flag --workdir must have a value' in r.stderr
+  assert 'Traceback' not in r.stderr
