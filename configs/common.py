@@ -8,6 +8,8 @@ SHARED = os.environ.get('FSIG_SHARED', os.path.join(os.path.dirname(ROOT), 'shar
 TEN_SHOT = os.path.join(SHARED, 'data', 'ten_shot')
 TARGETS = ('babies', 'sketches', 'caricatures', 'raphael', 'vangogh_face', 'vangogh_vil',
            'haunted_house')
+# Derived targets with a real test set (fsig_jax/data/targets.py).
+DERIVED = {'anime_sketch': 'derived:anime_sketch:train10'}
 
 # The offline source model: the shipped anime-face StyleGAN2 once it exists,
 # until then a small randomly initialised one.

@@ -5,7 +5,8 @@
 
 The argument is METHOD,TARGET: METHOD a registered method ('tgan', 'freezed',
 'ewc', 'cdc', 'dcl', ...), a '+'-joined composition, or an alias from
-configs/common.py ('tgan_aug'); TARGET one of ../shared/data/ten_shot/<set>.
+configs/common.py ('tgan_aug'); TARGET one of ../shared/data/ten_shot/<set> or a derived target with a real
+test set ('anime_sketch': XDoG sketches of 10 anime faces, fsig_jax/data/targets.py).
 """
 import os
 
@@ -17,11 +18,15 @@ def get_config(arg: str = 'tgan,babies'):
     method, target = arg.split(',')
   except ValueError:
     raise ValueError(f'config argument must be METHOD,TARGET, got {arg!r}') from None
-  if target not in common.TARGETS:
-    raise ValueError(f'unknown target {target!r}; choose from {common.TARGETS}')
+  if target not in common.TARGETS + tuple(common.DERIVED):
+    raise ValueError(f'unknown target {target!r}; choose from '
+                     f'{common.TARGETS + tuple(common.DERIVED)}')
   c = common.base(method)
   c.model.checkpoint = common.OFFLINE_SOURCE
-  c.data.source = os.path.join(common.TEN_SHOT, target)
-  c.data.description = f'the 10-shot set ../shared/data/ten_shot/{target}'
+  if target in common.DERIVED:
+    c.data.source = common.DERIVED[target]
+  else:
+    c.data.source = os.path.join(common.TEN_SHOT, target)
+    c.data.description = f'the 10-shot set ../shared/data/ten_shot/{target}'
   c.steps = 1000
   return c

@@ -111,3 +111,25 @@ def test_bias_act_lrelu_gain_and_clamp():
   np.testing.assert_allclose(bias_act(x, jnp.array(1.0), 'lrelu'),
                              [-0.2 * math.sqrt(2), 1.5 * math.sqrt(2), 301 * math.sqrt(2)], rtol=1e-6)
   np.testing.assert_allclose(bias_act(x, None, 'linear', clamp=256.0), [-2.0, 0.5, 256.0])
+
+
+@pytest.mark.parametrize('op,k,size', [('s1', 3, 9), ('s2', 3, 10), ('s2', 3, 9), ('s2', 1, 10),
+                                        ('up', 3, 7), ('up', 4, 6)])
+def test_im2col_convs_match_native_with_gradients(op, k, size):
+  """The CPU im2col / sub-pixel forms equal XLA's convolutions, also in first
+  and second derivatives (R1 differentiates through dL/dx)."""
+  from fsig_jax.nn import conv
+  fn = {'s1': lambda x, w, impl: conv.conv2d(x, w, padding=k // 2, impl=impl),
+        's2': lambda x, w, impl: conv.conv2d(x, w, stride=2, impl=impl),
+        'up': lambda x, w, impl: conv.conv_transpose_up2(x, w, impl=impl)}[op]
+  x = jnp.asarray(RNG.normal(size=(2, size, size, 3)).astype(np.float32))
+  w = jnp.asarray(RNG.normal(size=(k, k, 3, 5)).astype(np.float32))
+  a, b = fn(x, w, 'native'), fn(x, w, 'im2col')
+  np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+  t = jnp.asarray(RNG.normal(size=a.shape).astype(np.float32))
+  loss = lambda x, w, impl: jnp.sum(jnp.tanh(fn(x, w, impl)) * t)  # noqa: E731
+  for u, v in zip(jax.grad(loss, (0, 1))(x, w, 'native'), jax.grad(loss, (0, 1))(x, w, 'im2col')):
+    np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)
+  r1 = lambda w, impl: jnp.sum(jnp.square(jax.grad(loss)(x, w, impl)))  # noqa: E731
+  np.testing.assert_allclose(jax.grad(r1)(w, 'native'), jax.grad(r1)(w, 'im2col'),
+                             rtol=1e-4, atol=1e-3)

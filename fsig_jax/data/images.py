@@ -99,16 +99,24 @@ def load_image_folder(path: Union[str, os.PathLike],
   if len(files) < min_images:
     raise DataError(f"{folder} has {len(files)} image(s) but at least {min_images} are "
                     f"required (min_images={min_images}): add images or lower min_images.")
+  return load_image_files(files, resolution, grayscale=grayscale, alpha=alpha, where=str(folder))
+
+
+def load_image_files(files: Sequence[Union[str, os.PathLike]], resolution: int, *,
+                     grayscale: str = "convert", alpha: str = "composite",
+                     where: str = "") -> np.ndarray:
+  """Loads the given image files exactly as `load_image_folder` loads a folder's."""
   out = np.empty((len(files), resolution, resolution, 3), np.float32)
   small = []
   for i, file in enumerate(files):
+    file = pathlib.Path(file)
     img = _open_image(file)
     side = min(img.size)
     if side * SMALL_FACTOR < resolution:
       small.append(f"{file.name} ({img.size[0]}x{img.size[1]})")
     rgb = to_rgb(img, str(file), grayscale=grayscale, alpha=alpha)
     out[i] = _uint8_to_float(np.asarray(center_crop_resize(rgb, resolution)))
-  _warn_small(small, resolution, str(folder))
+  _warn_small(small, resolution, where or "the given files")
   return out
 
 

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from fsig_jax.convert.load import load_pretrained, save_bundle
+from fsig_jax.data import targets
 from fsig_jax.data.images import load_images
 from fsig_jax.data.sources import BatchSampler
 from fsig_jax.engine import parallel, run_config
@@ -148,11 +149,13 @@ def prepare(config, bundle: Optional[ModelBundle] = None, images=None):
       raise run_config.ConfigError('config.data.source is empty: set it to a folder of target '
                                    'images (or tfds:NAME[:SPLIT])')
     images = config.data.source
-    if (isinstance(images, str) and not images.startswith('tfds:')
+    if (isinstance(images, str) and not images.startswith(('tfds:', targets.PREFIX))
         and not os.path.exists(images) and config.data.description):
       raise run_config.ConfigError(
           f'config.data.source {images!r} does not exist. This config needs '
           f'{config.data.description}. Pass --config.data.source=FOLDER.')
+  if targets.is_derived(images):
+    images = targets.load_derived(images, res)
   images = load_images(images, res, min_images=config.data.min_images,
                        max_images=config.data.max_images or None)
   return bundle, images

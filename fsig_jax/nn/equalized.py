@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fsig_jax.nn import upfirdn
+from fsig_jax.nn import conv, upfirdn
 
 SQRT2 = math.sqrt(2.0)
 LRELU_SLOPE = 0.2  # StyleGAN2's leaky-ReLU slope (both official codebases).
@@ -75,16 +75,6 @@ class EqualDense(nn.Module):
     return bias_act(y, b, self.act)
 
 
-def conv2d(x: jax.Array, w: jax.Array, stride: int = 1,
-           padding=0) -> jax.Array:
-  """Plain NHWC x HWIO cross-correlation with symmetric integer padding."""
-  if isinstance(padding, int):
-    padding = [(padding, padding), (padding, padding)]
-  return jax.lax.conv_general_dilated(
-      x, w.astype(x.dtype), window_strides=(stride, stride), padding=padding,
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-
-
 class EqualConv2d(nn.Module):
   """Equalized-LR conv with optional FIR-filtered 2x downsampling.
 
@@ -111,9 +101,9 @@ class EqualConv2d(nn.Module):
       f = upfirdn.setup_filter(tuple(self.resample_taps))
       pad = upfirdn.blur_pad(f.shape[0], self.down, k, up=False)
       x = upfirdn.upfirdn2d(x, f, padding=pad)
-      x = conv2d(x, w, stride=self.down)
+      x = conv.conv2d(x, w, stride=self.down)
     else:
-      x = conv2d(x, w, padding=k // 2)
+      x = conv.conv2d(x, w, padding=k // 2)
     b = self.param('bias', nn.initializers.zeros, (self.features,)) \
         if self.use_bias else None
     default_gain = SQRT2 if self.act == 'lrelu' else 1.0

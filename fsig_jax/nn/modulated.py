@@ -13,22 +13,14 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from fsig_jax.nn import upfirdn
+from fsig_jax.nn import conv, upfirdn
 
 DEMOD_EPS = 1e-8  # Eq. 3; both official codebases.
 
 
 def transposed_conv2x(x: jax.Array, w: jax.Array) -> jax.Array:
-  """torch `conv_transpose2d(x, w, stride=2, padding=0)` for an HWIO kernel.
-
-  A transposed convolution is a correlation of the zero-dilated input with the
-  spatially flipped kernel, padded by k - 1. Output size 2H + k - 2.
-  """
-  k = w.shape[0]
-  return jax.lax.conv_general_dilated(
-      x, w[::-1, ::-1].astype(x.dtype), window_strides=(1, 1),
-      padding=[(k - 1, k - 1), (k - 1, k - 1)], lhs_dilation=(2, 2),
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  """torch `conv_transpose2d(x, w, stride=2, padding=0)` for an HWIO kernel."""
+  return conv.conv_transpose_up2(x, w)
 
 
 def modulated_conv2d(x: jax.Array, kernel: jax.Array, styles: jax.Array,
@@ -52,9 +44,7 @@ def modulated_conv2d(x: jax.Array, kernel: jax.Array, styles: jax.Array,
     pad = upfirdn.blur_pad(f.shape[0], up, k, up=True)
     x = upfirdn.upfirdn2d(x, f, padding=pad, gain=up * up)
   else:
-    x = jax.lax.conv_general_dilated(
-        x, kernel.astype(x.dtype), (1, 1), [(k // 2, k // 2)] * 2,
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    x = conv.conv2d(x, kernel, padding=k // 2)
   if demodulate:
     sq = jnp.sum(jnp.square(kernel), axis=(0, 1))  # (in, out)
     dcoefs = jax.lax.rsqrt(jnp.square(styles) @ sq + DEMOD_EPS)  # (N, out)
