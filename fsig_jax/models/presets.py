@@ -1,7 +1,8 @@
 """Named architectures for models built from scratch (no checkpoint).
 
-`random:RES` gives a small randomly initialised StyleGAN2 at RES px, used for
-smoke runs and tests until a trained source model is available.
+`random:RES` gives a small randomly initialised StyleGAN2 at RES px (smoke runs
+and tests); `random:NAME` a named architecture from `NAMED`, e.g. the anime-face
+source model `random:anime64` that configs/pretrain_anime64.py trains.
 """
 from fsig_jax.models.config import StyleGAN2Config, ada_channels
 
@@ -12,11 +13,29 @@ def small_config(resolution: int) -> StyleGAN2Config:
   return StyleGAN2Config(resolution, ch, ch, z_dim=128, w_dim=128, n_mlp=4)
 
 
+def anime64() -> StyleGAN2Config:
+  """The offline source model: 64 px, widths 256/256/256/128/64 for 4..64 px.
+
+  stylegan2-ada-pytorch's 'auto' config would use min(16384 / res, 512)
+  channels (512 up to 32 px, 256 at 64 px); on 2 CPU cores that is ~25x the
+  FLOPs, so widths are cut (most at high resolution, where FLOPs live).
+  Mapping depth 2 as in the 'auto' config (map=2); z = w = 256.
+  """
+  ch = (256, 256, 256, 128, 64)
+  return StyleGAN2Config(64, ch, ch, z_dim=256, w_dim=256, n_mlp=2)
+
+
+NAMED = {'anime64': anime64}
+
+
 def parse_random_spec(spec: str) -> StyleGAN2Config:
-  """'random:64' -> small_config(64); clear error for anything else."""
+  """'random:64' -> small_config(64), 'random:anime64' -> anime64(); else a clear error."""
+  name = spec.split(':', 1)[-1]
+  if name in NAMED:
+    return NAMED[name]()
   try:
-    res = int(spec.split(':', 1)[1])
+    res = int(name)
     return small_config(res)
   except (IndexError, ValueError) as e:
     raise ValueError(f'bad model spec {spec!r}: use random:RES with RES a power of two in '
-                     f'[8, 1024] ({e})') from None
+                     f'[8, 1024], or random:NAME with NAME in {sorted(NAMED)} ({e})') from None

@@ -1,0 +1,37 @@
+"""Pretrain the offline source StyleGAN2 on 31,431 real anime faces at 64 px.
+
+  python launch/main.py --config=configs/pretrain_anime64.py --workdir=runs/pretrain_anime64
+
+Re-run the same command to resume (checkpoints every 500 steps). The result's
+`model/` directory is what ships as models/anime64 (see MODEL_CARD there).
+
+Hyper-parameters follow stylegan2-ada-pytorch train.py's 'auto' config for
+64 px, where it applies: lr 0.0025, R1 gamma = 0.0002 * res^2 / batch,
+2 mapping layers, EMA half-life 10 kimg, style mixing 0.9, path length 2, and
+horizontal flips (--mirror). Deviations: batch 16 (not 32) to keep a CPU step
+short, widths from fsig_jax.models.presets.anime64, no EMA ramp-up.
+"""
+import os
+
+from configs import common
+
+
+def get_config(arg: str = ''):
+  del arg
+  c = common.base('tgan')  # plain StyleGAN2 losses: the engine's default step
+  c.model.checkpoint = 'random:anime64'
+  c.data.source = os.path.join(common.SHARED, 'data', 'anime_faces_64', 'train')
+  c.data.description = 'the anime faces in ../shared/data/anime_faces_64/train'
+  c.data.flip = True
+  hp = c.hparams
+  hp.batch_size = 16
+  hp.lr = 0.0025                                # ada 'auto': 0.0025 below 1024 px
+  hp.r1_gamma = 0.0002 * 64 ** 2 / hp.batch_size  # ada 'auto' gamma rule = 0.0512
+  hp.ema_beta = 0.5 ** (hp.batch_size / 10_000)   # ada: ema_kimg = 10 (mb * 10 / 32 at mb 32)
+  c.steps = 200_000
+  c.log_every = 50
+  c.checkpoint_every = 500
+  c.keep_checkpoints = 2
+  c.sample_every = 1000
+  c.num_samples = 16
+  return c
