@@ -1,10 +1,11 @@
 """Shared pieces of the experiment configs: paths, targets and method presets."""
 import os
 
+from fsig_jax.data import targets
 from fsig_jax.engine.run_config import default_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get('FSIG_SHARED', os.path.join(os.path.dirname(ROOT), 'shared'))
+SHARED = targets.default_shared()  # ../shared beside the repo, or $FSIG_SHARED
 TEN_SHOT = os.path.join(SHARED, 'data', 'ten_shot')
 TARGETS = ('babies', 'sketches', 'caricatures', 'raphael', 'vangogh_face', 'vangogh_vil',
            'haunted_house')
@@ -34,3 +35,11 @@ def base(method: str):
   else:
     c.method.names = method.replace('+', ',')
   return c
+
+
+def split_arg(arg: str, fields: str):
+  """'cdc,babies' -> ['cdc', 'babies'] for fields 'METHOD,TARGET', else a clear error."""
+  parts = arg.split(',')
+  if len(parts) != len(fields.split(',')):
+    raise ValueError(f'config argument must be {fields}, got {arg!r}')
+  return parts

@@ -14,10 +14,7 @@ from configs import common
 
 
 def get_config(arg: str = 'tgan,babies'):
-  try:
-    method, target = arg.split(',')
-  except ValueError:
-    raise ValueError(f'config argument must be METHOD,TARGET, got {arg!r}') from None
+  method, target = common.split_arg(arg, 'METHOD,TARGET')
   if target not in common.TARGETS + tuple(common.DERIVED):
     raise ValueError(f'unknown target {target!r}; choose from '
                      f'{common.TARGETS + tuple(common.DERIVED)}')

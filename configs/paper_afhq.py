@@ -10,10 +10,7 @@ from configs import common
 
 
 def get_config(arg: str = 'tgan,cat'):
-  try:
-    method, animal = arg.split(',')
-  except ValueError:
-    raise ValueError(f'config argument must be METHOD,ANIMAL, got {arg!r}') from None
+  method, animal = common.split_arg(arg, 'METHOD,ANIMAL')
   if animal not in ('cat', 'dog', 'wild'):
     raise ValueError(f'ANIMAL must be cat, dog or wild, got {animal!r}')
   c = common.base(method)

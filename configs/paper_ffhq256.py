@@ -13,10 +13,7 @@ from configs import common
 
 
 def get_config(arg: str = 'cdc,babies'):
-  try:
-    method, target = arg.split(',')
-  except ValueError:
-    raise ValueError(f'config argument must be METHOD,TARGET, got {arg!r}') from None
+  method, target = common.split_arg(arg, 'METHOD,TARGET')
   c = common.base(method)
   c.model.checkpoint = 'checkpoints/ffhq256.pt'
   c.model.resolution = 256

@@ -10,7 +10,8 @@ from scipy import signal
 from fsig_jax.nn import upfirdn
 from fsig_jax.nn.equalized import bias_act
 from fsig_jax.nn.mbstd import minibatch_stddev
-from fsig_jax.nn.modulated import modulated_conv2d, transposed_conv2x
+from fsig_jax.nn.conv import conv_transpose_up2 as transposed_conv2x
+from fsig_jax.nn.modulated import modulated_conv2d
 
 RNG = np.random.default_rng(0)
 

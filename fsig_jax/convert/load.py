@@ -12,7 +12,6 @@ No PyTorch is needed and no code embedded in a pickle is ever run.
 import dataclasses
 import json
 import os
-import zipfile
 from typing import Optional
 
 import jax
@@ -20,35 +19,22 @@ import numpy as np
 
 from fsig_jax.convert import ada, rosinality
 from fsig_jax.convert.errors import CheckpointError
-from fsig_jax.convert.torch_file import load_network_pickle, load_torch_file
+from fsig_jax.convert.torch_file import load_checkpoint
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.config import StyleGAN2Config
 from fsig_jax.models.stylegan2 import Generator
 
 BUNDLE_FORMAT = 'fsig-jax-bundle'
 BUNDLE_VERSION = 1
-_TORCH_LEGACY_MAGIC = (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
 W_AVG_SAMPLES = 10_000  # mean of mapping(z) when a checkpoint stores no w_avg
 
 
 def _read_raw(path: str):
   """Loads the file's Python object with the restricted readers."""
-  if not os.path.exists(path):
-    raise CheckpointError(f'{path}: no such file or directory')
   if os.path.isdir(path):
     raise CheckpointError(f'{path} is a directory but not an fsig-jax orbax checkpoint '
                           f'(no {BUNDLE_FORMAT} metadata inside)')
-  with open(path, 'rb') as f:
-    head = f.read(32)
-  if not head:
-    raise CheckpointError(f'{path}: the file is empty')
-  if zipfile.is_zipfile(path) or head[:2] == b'PK' or _TORCH_LEGACY_MAGIC in head:
-    return load_torch_file(path)
-  if head[:1] == b'\x80':
-    return load_network_pickle(path)
-  raise CheckpointError(
-      f'{path}: unknown checkpoint format (starts with {head[:8]!r}); expected a '
-      'rosinality .pt, an NVIDIA stylegan2-ada .pkl, or an fsig-jax orbax directory')
+  return load_checkpoint(path)
 
 
 def _mean_w(cfg: StyleGAN2Config, g_vars: dict) -> np.ndarray:

@@ -38,6 +38,18 @@ PathLike = Union[str, 'os.PathLike[str]']
 
 # --- public API -----------------------------------------------------------------
 
+def load_checkpoint(path: PathLike) -> Any:
+  """Loads a torch.save file or an NVIDIA network pickle, told apart by its bytes."""
+  label = os.fspath(path)
+  with _open_checkpoint(label) as f:
+    kind = _sniff(f)
+    if kind in ('zip', 'legacy'):
+      return _guarded(label, lambda: _read_torch_stream(f, label, kind))
+    if kind == 'plain-pickle':
+      return _guarded(label, lambda: SafeUnpickler(f, label).load())
+    raise _not_a_checkpoint(label, kind)
+
+
 def load_torch_file(path: PathLike) -> Any:
   """Loads a `torch.save` file (zip or legacy format) with tensors as numpy arrays."""
   label = os.fspath(path)
@@ -150,8 +162,8 @@ def _sniff(f: BinaryIO) -> str:
 
 def _not_a_checkpoint(label: str, kind: str) -> CheckpointError:
   """The error for a file that is neither format, saying what it looks like."""
-  return CheckpointError(f'{label} is not a PyTorch checkpoint or network pickle (it looks '
-                         f'like {kind}); {_EXPECTED}')
+  return CheckpointError(f'{label}: unknown checkpoint format: not a PyTorch checkpoint or '
+                         f'network pickle (it looks like {kind}); {_EXPECTED}')
 
 
 def _guarded(label: str, read: Callable[[], Any]) -> Any:

@@ -27,6 +27,8 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from fsig_jax.utils.images import to_uint8  # pylint: disable=unused-import (re-exported)
+
 _log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -237,12 +239,6 @@ def center_crop_resize(img: Image.Image, resolution: int) -> Image.Image:
 def _uint8_to_float(x: np.ndarray) -> np.ndarray:
   """uint8 [0, 255] -> float32 [-1, 1] (rosinality's ToTensor + Normalize(0.5, 0.5))."""
   return x.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-  """float [-1, 1] -> uint8 by rounding (x + 1) * 127.5, clipped to [0, 255]."""
-  x = np.asarray(images, np.float32)
-  return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- dispatch

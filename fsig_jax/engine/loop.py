@@ -116,9 +116,10 @@ def _writer(workdir: Optional[str]):
       os.path.join(workdir, 'logs'), just_logging=jax.process_index() > 0, asynchronous=False)
 
 
-def _sample_grid(path: str, source: ModelBundle, adapted: ModelBundle, z) -> str:
-  """Row 1: source G_ema, row 2: adapted G_ema, same latents and constant noise."""
-  imgs = np.concatenate([np.asarray(source.generate(z)), np.asarray(adapted.generate(z))])
+def _sample_grid(path: str, source_row: np.ndarray, adapted: ModelBundle, z) -> str:
+  """Row 1: source G_ema (fixed, computed once), row 2: adapted G_ema, same latents
+  and constant noise."""
+  imgs = np.concatenate([source_row, np.asarray(adapted.generate(z))])
   return save_grid(path, imgs, ncol=z.shape[0])
 
 
@@ -195,6 +196,7 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   writer = _writer(workdir)
   z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
                               (config.num_samples, bundle.config.z_dim))
+  source_row = None  # the source model's images of z_fixed never change
   start = int(_host(state['step']))
   progress = Progress(config.steps, start)
   log.info('%s: %d target images at %dpx, method %s, steps %d..%d, %d device(s)',
@@ -216,9 +218,11 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
       _save(mngr, step, state)
     if workdir is not None and lead and config.sample_every and (
         step % config.sample_every == 0 or step == config.steps):
+      if source_row is None:
+        source_row = np.asarray(bundle.generate(z_fixed))
       adapted = state_to_bundle(_host(state), bundle)
       path = _sample_grid(os.path.join(workdir, 'samples', f'step_{step:06d}.png'),
-                          bundle, adapted, z_fixed)
+                          source_row, adapted, z_fixed)
       log.info('wrote %s (top: source, bottom: adapted)', path)
 
   adapted = state_to_bundle(_host(state), bundle,

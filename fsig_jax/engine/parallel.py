@@ -11,6 +11,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from fsig_jax.engine import run_config
+
 DATA = 'data'
 
 
@@ -41,9 +43,9 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def check_batch(batch_size: int, mesh: Mesh):
   n = mesh.devices.size
   if batch_size % n:
-    from fsig_jax.engine.run_config import ConfigError  # pylint: disable=g-import-not-at-top
-    raise ConfigError(f'hparams.batch_size {batch_size} is not divisible by the {n} devices; '
-                      f'use a multiple of {n} (or fewer devices)')
+    raise run_config.ConfigError(
+        f'hparams.batch_size {batch_size} is not divisible by the {n} devices; '
+        f'use a multiple of {n} (or fewer devices)')
 
 
 def global_batch(local: np.ndarray, mesh: Mesh) -> jax.Array:

@@ -40,9 +40,8 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
   """
   models = Models(cfg)
   opt_g, opt_d = make_optimizers(hp)
-  disc_hook = method.hook('disc')
-  z_hook = method.hook('sample_z')
-  owner = lambda hook: next(m.name for m in method.methods if getattr(m, hook) is not None)  # noqa: E731
+  disc_owner, disc_hook = method.hook('disc')
+  z_owner, z_hook = method.hook('sample_z')
   batch = hp.batch_size
   pl_batch = max(1, batch // hp.pl_batch_shrink)
   shard = (lambda x: jax.lax.with_sharding_constraint(x, parallel.batch_sharding(mesh))) \
@@ -65,7 +64,7 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
 
   def disc(ctx, d_side, img, mstates):
     if disc_hook is not None:
-      return disc_hook(ctx, d_side, img, mstates[owner('disc')])
+      return disc_hook(ctx, d_side, img, mstates[disc_owner])
     return models.disc(d_side['net'], img)
 
   def sample_ws(g_net, buffers, key, n, step, mstates, use_hook=True):
@@ -77,7 +76,7 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
     kz1, kz2, kmix = jax.random.split(key, 3)
     zs = None
     if z_hook is not None and use_hook:
-      zs = z_hook(kz1, step, mstates[owner('sample_z')], n)
+      zs = z_hook(kz1, step, mstates[z_owner], n)
     if zs is None:
       zs = [shard(jax.random.normal(kz1, (n, cfg.z_dim)))]
       if hp.mixing_prob > 0:

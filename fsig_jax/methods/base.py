@@ -17,7 +17,7 @@ are optimised with it. A method's state lives in state['method'][name].
 Methods compose with `compose`; term names must not collide.
 """
 import dataclasses
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 Terms = Dict[str, Any]
 
@@ -119,11 +119,12 @@ class Composite:
   def update(self, uctx, mstates):
     return {m.name: m.update(uctx, mstates[m.name]) for m in self.methods}
 
-  def hook(self, name: str) -> Optional[Callable]:
+  def hook(self, name: str) -> Tuple[Optional[str], Optional[Callable]]:
+    """(owner method name, its `name` hook), or (None, None) if no method has one."""
     for m in self.methods:
       if getattr(m, name) is not None:
-        return getattr(m, name)
-    return None
+        return m.name, getattr(m, name)
+    return None, None
 
 
 def compose(*methods: Method) -> Composite:

@@ -18,11 +18,6 @@ from fsig_jax.nn import conv, upfirdn
 DEMOD_EPS = 1e-8  # Eq. 3; both official codebases.
 
 
-def transposed_conv2x(x: jax.Array, w: jax.Array) -> jax.Array:
-  """torch `conv_transpose2d(x, w, stride=2, padding=0)` for an HWIO kernel."""
-  return conv.conv_transpose_up2(x, w)
-
-
 def modulated_conv2d(x: jax.Array, kernel: jax.Array, styles: jax.Array,
                      up: int = 1, demodulate: bool = True,
                      resample_taps: Sequence[float] = (1, 3, 3, 1)) -> jax.Array:
@@ -40,7 +35,7 @@ def modulated_conv2d(x: jax.Array, kernel: jax.Array, styles: jax.Array,
   x = x * styles[:, None, None, :].astype(x.dtype)
   if up > 1:
     f = upfirdn.setup_filter(tuple(resample_taps))
-    x = transposed_conv2x(x, kernel)
+    x = conv.conv_transpose_up2(x, kernel)
     pad = upfirdn.blur_pad(f.shape[0], up, k, up=True)
     x = upfirdn.upfirdn2d(x, f, padding=pad, gain=up * up)
   else:
