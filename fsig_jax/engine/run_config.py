@@ -13,7 +13,7 @@ from fsig_jax.engine.hparams import default_hparams
 
 # Fields that may differ when resuming a workdir (they do not change the run).
 RESUMABLE_CHANGES = ('steps', 'log_every', 'checkpoint_every', 'sample_every',
-                     'keep_checkpoints', 'eval_every', 'num_samples')
+                     'keep_checkpoints', 'eval_every', 'num_samples', 'eval')
 
 
 class ConfigError(ValueError):
