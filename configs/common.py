@@ -11,6 +11,7 @@ TARGETS = ('babies', 'sketches', 'caricatures', 'raphael', 'vangogh_face', 'vang
            'haunted_house')
 # Derived targets with a real test set (fsig_jax/data/targets.py).
 DERIVED = {'anime_sketch': 'derived:anime_sketch:train10'}
+DERIVED_TEST = {'anime_sketch': 'derived:anime_sketch:test'}
 
 # The offline source model: the shipped anime-face StyleGAN2 once it exists,
 # until then a small randomly initialised one.
@@ -43,3 +44,33 @@ def split_arg(arg: str, fields: str):
   if len(parts) != len(fields.split(',')):
     raise ValueError(f'config argument must be {fields}, got {arg!r}')
   return parts
+
+
+def rick_paper_setup(c, fisher_quantile: float, prune_quantile: float):
+  """RICK's README settings on top of a paper config whose method includes rick.
+
+  yunqing-me/RICK README: batch 2, num_fisher_img 5, fisher_freq 50,
+  warmup_iter 250; the quantiles are per data set.
+  """
+  if 'rick' not in str(c.method.names).split(','):
+    raise ValueError(f'this config sets up RICK; its method must include rick (e.g. rick or '
+                     f'ewc+rick), got {c.method.names!r}')
+  c.hparams.batch_size = 2
+  c.method.kwargs.rick = dict(fisher_quantile=fisher_quantile, prune_quantile=prune_quantile,
+                              warmup_iter=250, fisher_freq=50, num_fisher_img=5)
+  return c
+
+
+def offline_eval(c, target: str):
+  """Periodic evaluation of an offline run (fsig_jax.metrics.evaluate), every 500 steps.
+
+  A derived target has a real test set: FID-VGG / KID-VGG against its 2,000
+  held-out images plus intra-LPIPS around the 10 shots. A real ten-shot set has
+  none: intra-LPIPS, and FID-VGG against the 10 training images (the metrics
+  JSON says so in 'reference_kind'). 1000 samples as CDC's intra-LPIPS.
+  """
+  c.eval_every = 500
+  c.eval.num_samples = 1000
+  c.eval.reference = DERIVED_TEST.get(target, '')
+  c.eval.few_shot = 'auto'  # the training images
+  return c

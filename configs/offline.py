@@ -4,7 +4,7 @@
   python launch/main.py --config=configs/offline.py:ewc+cdc,sketches --workdir=runs/x
 
 The argument is METHOD,TARGET: METHOD a registered method ('tgan', 'freezed',
-'ewc', 'cdc', 'dcl', ...), a '+'-joined composition, or an alias from
+'ewc', 'cdc', 'dcl', 'adam', ...), a '+'-joined composition, or an alias from
 configs/common.py ('tgan_aug'); TARGET one of ../shared/data/ten_shot/<set> or a derived target with a real
 test set ('anime_sketch': XDoG sketches of 10 anime faces, fsig_jax/data/targets.py).
 """
@@ -26,4 +26,4 @@ def get_config(arg: str = 'tgan,babies'):
     c.data.source = os.path.join(common.TEN_SHOT, target)
     c.data.description = f'the 10-shot set ../shared/data/ten_shot/{target}'
   c.steps = 1000
-  return c
+  return common.offline_eval(c, target)

@@ -2,7 +2,10 @@
 
   python launch/main.py --config=configs/pretrain_anime64.py --workdir=runs/pretrain_anime64
 
-Re-run the same command to resume (checkpoints every 500 steps). The result's
+Re-run the same command to resume (checkpoints every 500 steps). Every 5000
+steps FID-VGG / KID-VGG against the 2,000 test faces are logged and appended to
+WORKDIR/eval/metrics.jsonl; `python launch/eval.py --workdir=...` evaluates any
+checkpoint, also while the run trains. The result's
 `model/` directory is what ships as models/anime64 (see MODEL_CARD there).
 
 Hyper-parameters follow stylegan2-ada-pytorch train.py's 'auto' config for
@@ -34,4 +37,10 @@ def get_config(arg: str = ''):
   c.keep_checkpoints = 2
   c.sample_every = 1000
   c.num_samples = 16
+  # FID-VGG / KID-VGG of 2,000 samples against the 2,000 held-out test faces.
+  c.eval_every = 5000
+  c.eval.reference = os.path.join(common.SHARED, 'data', 'anime_faces_64', 'test')
+  c.eval.few_shot = ''  # not a few-shot run: no intra-LPIPS
+  c.eval.num_samples = 2000
+  c.eval.metrics = 'fid_vgg,kid_vgg'
   return c

@@ -15,7 +15,7 @@ from ml_collections import config_flags
 
 from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.data.images import DataError
-from fsig_jax.engine import loop, parallel
+from fsig_jax.engine import loop, parallel, progressive
 from fsig_jax.utils.cli import fail
 from fsig_jax.utils.logs import quiet_logs
 from fsig_jax.engine.run_config import ConfigError
@@ -46,7 +46,10 @@ def main(argv):
   except (OSError, AttributeError, KeyError, ValueError, TypeError) as e:
     fail(f'could not load --config: {_last_line(e)}')
   try:
-    loop.train(config, WORKDIR.value)
+    if 'progressive' in config:  # ProGAN pretraining (configs/pretrain_progan64.py)
+      progressive.pretrain(config, WORKDIR.value)
+    else:
+      loop.train(config, WORKDIR.value)
   except (ConfigError, CheckpointError, DataError) as e:
     fail(str(e))
   except loop.NonFiniteLossError as e:

@@ -6,14 +6,14 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, shared_path
 from fsig_jax.engine import run_config
 from fsig_jax.methods import REGISTRY, get_method
 
 sys.path.insert(0, str(ROOT))
-from configs import common, offline, paper_afhq, paper_ffhq256  # noqa: E402  pylint: disable=g-import-not-at-top
+from configs import common, offline, paper_afhq, paper_ffhq256, rick_afhq_cat, rick_babies  # noqa: E402  pylint: disable=g-import-not-at-top
 
-METHODS = sorted(REGISTRY) + sorted(common.ALIASES) + ['ewc+cdc']
+METHODS = sorted(REGISTRY) + sorted(common.ALIASES) + ['ewc+cdc', 'ewc+rick']
 
 
 @pytest.mark.parametrize('method', METHODS)
@@ -32,6 +32,41 @@ def test_paper_configs_name_what_users_provide(module, arg):
   c = module.get_config(arg)
   assert c.model.resolution == 256 and c.model.description and c.data.description
   get_method(run_config.method_names(c), **run_config.method_kwargs(c))
+
+
+@pytest.mark.parametrize('module,arg,steps,fq,pq', [
+    (rick_afhq_cat, '', 2250, 85.0, 0.075), (rick_afhq_cat, 'ewc+rick', 2250, 85.0, 0.075),
+    (rick_babies, 'rick', 1750, 40.0, 0.1), (rick_afhq_cat, 'adam+rick', 2250, 85.0, 0.075)])
+def test_rick_paper_configs(module, arg, steps, fq, pq):
+  c = module.get_config(arg)
+  assert c.steps == steps and c.hparams.batch_size == 2 and c.model.resolution == 256
+  kw = run_config.method_kwargs(c)['rick']
+  assert (kw['fisher_quantile'], kw['prune_quantile'], kw['warmup_iter'], kw['fisher_freq'],
+          kw['num_fisher_img']) == (fq, pq, 250, 50, 5)
+  get_method(run_config.method_names(c), **run_config.method_kwargs(c))
+  if 'adam' in arg:
+    assert run_config.method_kwargs(c)['adam']['fisher_quantile'] == 75.0
+  with pytest.raises(ValueError, match='must include rick'):
+    module.get_config('cdc')
+
+
+def test_rick_headline_config_runs_from_the_cli(tmp_path):
+  """configs/rick_afhq_cat.py end to end on a 16 px random model and a real 10-shot set
+  (AFHQ-Cat and the FFHQ source are user-supplied), warm-up and Fisher shortened."""
+  data = shared_path('data', 'ten_shot', 'babies')
+  wd = tmp_path / 'run'
+  r = subprocess.run(
+      [sys.executable, 'launch/main.py', '--config=configs/rick_afhq_cat.py',
+       '--config.model.checkpoint=random:16', '--config.model.resolution=16',
+       f'--config.data.source={data}', '--config.steps=3', '--config.sample_every=3',
+       '--config.method.kwargs.rick.warmup_iter=1', '--config.method.kwargs.rick.fisher_freq=1',
+       '--config.method.kwargs.rick.num_fisher_img=1', '--config.hparams.d_reg_every=2',
+       '--config.hparams.g_reg_every=2', f'--workdir={wd}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert 'step 3/3' in r.stderr
+  assert (wd / 'rick_filters.png').exists() and (wd / 'model').is_dir()
+  assert json.loads((wd / 'rick_filters.json').read_text())['steps'] == [1, 2, 3]
 
 
 def test_tgan_aug_sets_diffaugment():

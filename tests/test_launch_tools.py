@@ -39,3 +39,23 @@ def test_generate_reports_bad_checkpoint_clearly(tmp_path):
   assert r.returncode != 0
   assert str(bad) in r.stderr and 'unknown checkpoint format' in r.stderr
   assert 'Traceback' not in r.stderr
+
+
+def test_make_targets_writes_deterministic_sketches(tmp_path):
+  pkl = shared_path('conformance', 'ada_32px.pkl')
+  outs = []
+  for name in ('a', 'b'):
+    out = tmp_path / name
+    r = run('launch/make_targets.py', f'--checkpoint={pkl}', f'--out={out}', '--num=3',
+            '--seed=7')
+    assert r.returncode == 0, r.stderr
+    outs.append(out)
+  files = sorted(p.name for p in outs[0].glob('*.png'))
+  assert files == ['sketch_00000.png', 'sketch_00001.png', 'sketch_00002.png']
+  for f in files:
+    a, b = (np.asarray(Image.open(o / f)) for o in outs)
+    np.testing.assert_array_equal(a, b)  # same model + seed -> same target
+    assert a.shape == (32, 32, 3) and np.all(a[..., 0] == a[..., 1])  # gray drawing as RGB
+  assert '--seed=7' in (outs[0] / 'PROVENANCE.txt').read_text()
+  r = run('launch/make_targets.py', f'--checkpoint={tmp_path / "missing"}', '--out=x')
+  assert r.returncode == 2 and 'does not exist' in r.stderr and 'Traceback' not in r.stderr

@@ -22,6 +22,7 @@ from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.convert.torch_file import load_checkpoint
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.config import StyleGAN2Config
+from fsig_jax.models.progan import ProGANConfig
 from fsig_jax.models.stylegan2 import Generator
 
 BUNDLE_FORMAT = 'fsig-jax-bundle'
@@ -79,6 +80,7 @@ def save_bundle(bundle: ModelBundle, path: str, overwrite: bool = False) -> str:
     import shutil
     shutil.rmtree(path)
   meta = {'format': BUNDLE_FORMAT, 'version': BUNDLE_VERSION,
+          'arch': getattr(bundle.config, 'arch', 'stylegan2'),
           'config': dataclasses.asdict(bundle.config), 'source': bundle.source}
   nets = jax.tree.map(np.asarray, bundle.nets)
   with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
@@ -106,8 +108,13 @@ def load_bundle(path: str) -> ModelBundle:
   if meta.get('version', 0) > BUNDLE_VERSION:
     raise CheckpointError(f'{path}: written by a newer fsig-jax (bundle version '
                           f'{meta["version"]}); upgrade fsig-jax')
-  cfg = StyleGAN2Config.from_dict({k: tuple(v) if isinstance(v, list) else v
-                                   for k, v in meta['config'].items()})
+  config_cls = {'stylegan2': StyleGAN2Config, 'progan': ProGANConfig}.get(
+      meta.get('arch', 'stylegan2'))
+  if config_cls is None:
+    raise CheckpointError(f'{path}: unknown architecture {meta.get("arch")!r} (this fsig-jax '
+                          'reads stylegan2 and progan); upgrade fsig-jax')
+  cfg = config_cls.from_dict({k: tuple(v) if isinstance(v, list) else v
+                              for k, v in meta['config'].items()})
   with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
     restored = ckptr.restore(path, ocp.args.Composite(nets=ocp.args.StandardRestore()))
   nets = jax.tree.map(np.asarray, restored['nets'])

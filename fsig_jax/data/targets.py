@@ -14,11 +14,11 @@ the whole crawl rather than its first files.
 """
 import os
 import pathlib
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
-from fsig_jax.data.images import DataError, list_image_files, load_image_files, load_image_folder
+from fsig_jax.data.images import DataError, list_image_files, load_image_files
 from fsig_jax.data.sketch import xdog_sketch
 
 PREFIX = 'derived:'
@@ -48,8 +48,7 @@ def _anime_split(split: str, shared: Optional[str]) -> str:
   return folder
 
 
-def load_derived(source: str, resolution: int, shared: Optional[str] = None) -> np.ndarray:
-  """Images of a 'derived:NAME:SUBSET' source as (N, R, R, 3) float32 in [-1, 1]."""
+def _parse(source: str):
   try:
     _, name, subset = source.split(':')
   except ValueError:
@@ -58,11 +57,38 @@ def load_derived(source: str, resolution: int, shared: Optional[str] = None) -> 
   if name not in ('anime_sketch', 'anime_photo') or subset not in ('train10', 'test'):
     raise DataError(f'unknown derived source {source!r}: NAME is anime_sketch or anime_photo, '
                     'SUBSET is train10 or test')
+  return name, subset
+
+
+def derived_files(source: str, shared: Optional[str] = None) -> List[pathlib.Path]:
+  """The real image files a 'derived:NAME:SUBSET' source is computed from (sorted)."""
+  _, subset = _parse(source)
   if subset == 'train10':
-    folder = _anime_split('train', shared)
-    files = list_image_files(pathlib.Path(folder))
-    photos = load_image_files([files[i] for i in shot_indices(len(files))], resolution)
-  else:
-    photos = load_image_folder(_anime_split('test', shared), resolution)
+    files = list_image_files(pathlib.Path(_anime_split('train', shared)))
+    return [files[i] for i in shot_indices(len(files))]
+  return list_image_files(pathlib.Path(_anime_split('test', shared)))
+
+
+def load_derived(source: str, resolution: int, shared: Optional[str] = None) -> np.ndarray:
+  """Images of a 'derived:NAME:SUBSET' source as (N, R, R, 3) float32 in [-1, 1]."""
+  name, _ = _parse(source)
+  photos = load_image_files(derived_files(source, shared), resolution, where=source)
   return xdog_sketch(photos) if name == 'anime_sketch' else photos
 
+
+def model_sketches(bundle, num: int, seed: int, batch: int = 64) -> np.ndarray:
+  """XDoG sketches of `num` samples of a model's G_ema: a target made by the project.
+
+  Samples use z ~ N(0, I) from PRNGKey(seed), constant noise and no
+  truncation, so (model, num, seed) always gives the same images. The README
+  quickstart's committed target PNGs are these sketches of the shipped model
+  (launch/make_targets.py); sketches of further seeds are an unlimited
+  held-out set from the same distribution for FID-VGG.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  if num < 1:
+    raise ValueError(f'num must be >= 1, got {num}')
+  z = bundle.sample_z(jax.random.PRNGKey(seed), num)
+  imgs = np.concatenate([np.asarray(bundle.generate(z[i:i + batch]))
+                         for i in range(0, num, batch)])
+  return xdog_sketch(imgs)

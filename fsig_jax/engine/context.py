@@ -12,11 +12,23 @@ import jax
 import jax.numpy as jnp
 
 from fsig_jax.models.config import StyleGAN2Config
+from fsig_jax.models.progan import ProGANConfig, ProGANDiscriminator, ProGANGenerator
 from fsig_jax.models.stylegan2 import Discriminator, Generator
 
 
 class Models:
-  """G and D of one config as functions of (params, buffers, inputs, key)."""
+  """G and D of one config as functions of (params, buffers, inputs, key).
+
+  `Models(cfg)` gives the StyleGAN2 functions, or `ProGANModels` for a
+  ProGANConfig: every method, loss and the engine talk to this interface only.
+  """
+
+  def __new__(cls, cfg=None):
+    if cls is Models and isinstance(cfg, ProGANConfig):
+      return super().__new__(ProGANModels)
+    return super().__new__(cls)
+
+  has_styles = True  # per-layer styles: style mixing and path length apply
 
   def __init__(self, cfg: StyleGAN2Config):
     self.cfg = cfg
@@ -52,6 +64,30 @@ class Models:
     cut = jnp.where(jax.random.uniform(k2) < prob, cut, n)
     sel = (jnp.arange(n) < cut)[None, :, None]
     return jnp.where(sel, w1[:, None], w2[:, None])
+
+
+class ProGANModels(Models):
+  """ProGAN behind the same interface: the "style" is the latent z itself
+  (normalised inside G), one per image, so mixing is a no-op; there is no noise."""
+
+  has_styles = False  # path length is skipped; mixing is a no-op
+
+  def __init__(self, cfg: ProGANConfig):  # pylint: disable=super-init-not-called
+    self.cfg = cfg
+    self.G = ProGANGenerator(cfg)
+    self.D = ProGANDiscriminator(cfg)
+
+  def map(self, g_params, buffers, z):
+    return z
+
+  def synth(self, g_params, buffers, ws, key, return_features: bool = False):
+    return self.G.apply({'params': g_params}, ws[:, 0], return_features=return_features)
+
+  def disc(self, d_params, img, return_features: bool = True):
+    return self.D.apply({'params': d_params}, img, return_features=return_features)
+
+  def mix(self, w1, w2, key, prob: float):
+    return self.broadcast(w1)
 
 
 @dataclasses.dataclass

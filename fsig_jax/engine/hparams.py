@@ -23,6 +23,11 @@ def default_hparams() -> ml_collections.ConfigDict:
   hp.w_avg_beta = 0.995        # ada-pytorch MappingNetwork w_avg_beta
   hp.augment = ''              # DiffAugment policy, e.g. 'color,translation,cutout'
   hp.augment_p = 1.0
+  # The adversarial loss: 'logistic' (StyleGAN2, non-saturating) or 'wgan_gp'
+  # (ProGAN's WGAN-GP, Karras et al. 2018 App. A.1: lambda 10 every step, drift 0.001).
+  hp.loss = 'logistic'
+  hp.gp_weight = 10.0
+  hp.drift = 0.001
   return hp
 
 

@@ -5,7 +5,9 @@ checkpoint in `workdir` and continues bit-identically (batches and keys are
 functions of the step). Checkpoints are orbax's atomic directories, so a run
 killed at any moment, also mid-write, restarts from the last complete one. A
 non-finite loss stops the run with the step and term named, before anything
-is saved. With `workdir=None` nothing is written (the `adapt()` API).
+is saved. Every `config.eval_every` steps the lead process evaluates the model
+(`periodic_eval`, settings in `config.eval`). With `workdir=None` nothing is
+written (the `adapt()` API).
 """
 import json
 import logging
@@ -20,7 +22,7 @@ from fsig_jax.convert.load import load_pretrained, save_bundle
 from fsig_jax.data import targets
 from fsig_jax.data.images import load_images
 from fsig_jax.data.sources import BatchSampler
-from fsig_jax.engine import parallel, run_config
+from fsig_jax.engine import export, parallel, periodic_eval, run_config
 from fsig_jax.engine.state import init_state, state_to_bundle
 from fsig_jax.engine.step import make_train_step
 from fsig_jax.methods import get_method
@@ -123,6 +125,27 @@ def _sample_grid(path: str, source_row: np.ndarray, adapted: ModelBundle, z) -> 
   return save_grid(path, imgs, ncol=z.shape[0])
 
 
+def open_workdir(config, workdir: Optional[str], state, model_config):
+  """(checkpoint manager, state): writes or checks workdir/config.json (a resume
+  must not change the run), records the architecture, restores the newest
+  checkpoint into `state`. (None, state) without a workdir."""
+  if workdir is None:
+    return None, state
+  lead = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  cfg_path = os.path.join(workdir, 'config.json')
+  if os.path.exists(cfg_path):
+    with open(cfg_path) as f:
+      run_config.check_resumable(f.read(), config, workdir)
+  elif lead:
+    with open(cfg_path, 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+  if lead:
+    export.write_architecture(workdir, model_config)
+  mngr = _checkpoint_manager(workdir, config)
+  return mngr, _restore(mngr, state)
+
+
 def prepare(config, bundle: Optional[ModelBundle] = None, images=None):
   """Loads (or checks) the model and target images named by the config."""
   if bundle is None:
@@ -174,22 +197,14 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   mesh = mesh or parallel.make_mesh()
   parallel.check_batch(hp.batch_size, mesh)
   lead = jax.process_index() == 0
+  # Checked now (a bad reference fails before training); evaluated on the lead process.
+  evaluator = periodic_eval.from_config(config, workdir, images, bundle.config.resolution)
+  evaluator = evaluator if lead else None
 
   key = jax.random.PRNGKey(config.seed)
   state = init_state(bundle, hp, method, key, images=images)
   state = parallel.replicate(state, mesh)
-  mngr = None
-  if workdir is not None:
-    os.makedirs(workdir, exist_ok=True)
-    cfg_path = os.path.join(workdir, 'config.json')
-    if os.path.exists(cfg_path):
-      with open(cfg_path) as f:
-        run_config.check_resumable(f.read(), config, workdir)
-    elif lead:
-      with open(cfg_path, 'w') as f:
-        f.write(config.to_json_best_effort(indent=2))
-    mngr = _checkpoint_manager(workdir, config)
-    state = _restore(mngr, state)
+  mngr, state = open_workdir(config, workdir, state, bundle.config)
 
   step_fn = make_train_step(bundle.config, hp, method, mesh=mesh)
   sampler = BatchSampler(images, hp.batch_size, seed=config.seed, flip=config.data.flip)
@@ -224,6 +239,10 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
       path = _sample_grid(os.path.join(workdir, 'samples', f'step_{step:06d}.png'),
                           source_row, adapted, z_fixed)
       log.info('wrote %s (top: source, bottom: adapted)', path)
+    if evaluator is not None and evaluator.due(step):
+      scalars = evaluator(step, state_to_bundle(_host(state), bundle))
+      if writer is not None:
+        writer.write_scalars(step, scalars)
 
   adapted = state_to_bundle(_host(state), bundle,
                             source=f'adapted({method.name}) from {bundle.source}')
@@ -232,6 +251,8 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
       writer.flush()
     if lead:
       save_bundle(adapted, os.path.join(workdir, 'model'), overwrite=True)
+      for path in method.report(_host(state['method']), workdir):
+        log.info('wrote %s', path)
       with open(os.path.join(workdir, 'run.json'), 'w') as f:
         json.dump({'steps': step, 'method': method.name, 'source': bundle.source}, f, indent=2)
   return state, adapted

@@ -43,8 +43,24 @@ def default_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.sample_every = 250
   c.num_samples = 8
-  c.eval_every = 0               # 0: no periodic evaluation
+  c.eval_every = 0               # 0: no periodic evaluation; else at multiples of N (config.eval)
+  c.eval = eval_config()
   return c
+
+
+def eval_config() -> ml_collections.ConfigDict:
+  """Periodic-evaluation settings (fsig_jax.metrics.evaluate); may change on resume."""
+  e = ml_collections.ConfigDict()
+  e.reference = 'auto'  # held-out images for FID-VGG/KID-VGG (folder, derived:NAME:test, stats
+  #                       .npz); 'auto': from data.source (evaluate.default_sources); '': none,
+  #                       FID-VGG is then against the few-shot images
+  e.few_shot = 'auto'   # intra-LPIPS cluster centers; 'auto': data.source if few-shot; '': off
+  e.num_samples = 1000  # CDC Sec. 4.2: intra-LPIPS over 1000 samples
+  e.metrics = 'auto'    # comma-separated fid_vgg,kid_vgg,intra_lpips; 'auto': all the data allows
+  e.seed = 0            # latents and noise: the same samples at every evaluation of a run
+  e.batch_size = 32
+  e.cache_dir = ''      # reference feature cache; '': WORKDIR/eval/cache
+  return e
 
 
 def method_names(config) -> list:

@@ -3,7 +3,8 @@
   step        int32 scalar
   key         PRNG key (raw uint32[2]); every random draw is split from it
   G, D        {'net': network params, **method extras} (the trained sides)
-  G_ema       EMA of G['net']
+  G_ema       EMA of G's effective net (G['net'] unless a method re-parameterises
+              it, `Method.effective_params`): always a plain generator
   G_buffers   w_avg (tracked as in ada-pytorch) and the constant noise
   source_G    the generator params adaptation started from (frozen)
   opt_G/opt_D optax Adam states of the two sides
@@ -23,7 +24,7 @@ from fsig_jax.engine.hparams import lazy_ratio
 from fsig_jax.models.bundle import ModelBundle
 
 
-def make_optimizers(hp):
+def make_optimizers(hp, cfg=None):
   """Adam for G and D with the lazy-regularisation correction of StyleGAN2 App. B.
 
   rosinality train.py: lr * c and betas ** c with c = every / (every + 1).
@@ -31,7 +32,7 @@ def make_optimizers(hp):
   def adam(every):
     c = lazy_ratio(every)
     return optax.adam(hp.lr * c, b1=hp.beta1 ** c, b2=hp.beta2 ** c, eps=1e-8)
-  g_every = hp.g_reg_every if hp.pl_weight > 0 else 0
+  g_every = hp.g_reg_every if hp.pl_weight > 0 and (cfg is None or Models(cfg).has_styles) else 0
   d_every = hp.d_reg_every if hp.r1_gamma > 0 else 0
   return adam(g_every), adam(d_every)
 
@@ -46,9 +47,10 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
   minit = method.init(InitContext(bundle, images, mkey, hp, Models(bundle.config)))
   # Copies, so no two state leaves share a buffer (the step donates its input).
   as_jnp = lambda t: jax.tree.map(jnp.array, t)  # noqa: E731
-  g_side = as_jnp({'net': g['params'], **minit.g_extra})
-  d_side = as_jnp({'net': d_vars['params'], **minit.d_extra})
-  opt_g, opt_d = make_optimizers(hp)
+  mstate = as_jnp(minit.state)
+  g_side = method.param_transform('G', as_jnp({'net': g['params'], **minit.g_extra}), mstate)
+  d_side = method.param_transform('D', as_jnp({'net': d_vars['params'], **minit.d_extra}), mstate)
+  opt_g, opt_d = make_optimizers(hp, bundle.config)
   return {
       'step': jnp.zeros((), jnp.int32),
       'key': key,
@@ -60,14 +62,31 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
       'opt_G': opt_g.init(g_side),
       'opt_D': opt_d.init(d_side),
       'pl_mean': jnp.zeros((), jnp.float32),
-      'method': as_jnp(minit.state),
+      'method': mstate,
   }
 
 
-def state_to_bundle(state: dict, bundle: ModelBundle, source: str = '') -> ModelBundle:
-  """The adapted networks of `state` as a ModelBundle (G_ema, G, D)."""
+def _registered_method(mstates):
+  """The Composite of the registered methods named in state['method'] (default
+  kwargs: `Method.effective_params` may depend only on params and state)."""
+  from fsig_jax.methods import REGISTRY, compose  # pylint: disable=g-import-not-at-top
+  return compose(*[REGISTRY[name]() for name in mstates if name in REGISTRY])
+
+
+def state_to_bundle(state: dict, bundle: ModelBundle, source: str = '',
+                    method=None) -> ModelBundle:
+  """The adapted networks of `state` as a ModelBundle (G_ema, G, D).
+
+  G and D are the effective networks (`Method.effective_params`, e.g. AdAM's
+  modulated kernels folded in), so the bundle is a plain StyleGAN2; G_ema
+  already holds effective weights. `method` is the run's Composite; by default
+  it is rebuilt from the registered method names in state['method'].
+  """
+  if method is None:
+    method = _registered_method(state['method'])
   buffers = state['G_buffers']
   nets = {'G_ema': {'params': state['G_ema'], 'buffers': buffers},
-          'G': {'params': state['G']['net'], 'buffers': buffers},
-          'D': {'params': state['D']['net']}}
+          'G': {'params': method.effective_params('G', state['G'], state['method']),
+                'buffers': buffers},
+          'D': {'params': method.effective_params('D', state['D'], state['method'])}}
   return ModelBundle(config=bundle.config, nets=nets, source=source or bundle.source)

@@ -2,7 +2,8 @@
 length, EMA and the method update, following rosinality/stylegan2-pytorch
 train.py (the base of CDC, DCL, RICK and AdAM) phase by phase.
 
-Methods add loss terms, transform gradients and params, and carry state (see
+Methods add loss terms, transform gradients and params, may re-parameterise
+the weights the networks see (`effective_params`), and carry state (see
 `fsig_jax.methods.base`); the step logs every term by name. With a mesh, the
 state is replicated and the batch sharded over all devices; the computation is
 the same global-batch computation as on one device.
@@ -19,8 +20,8 @@ from fsig_jax.data.augment import diff_augment
 from fsig_jax.engine import parallel
 from fsig_jax.engine.context import Models, StepContext
 from fsig_jax.engine.state import make_optimizers
-from fsig_jax.losses.adversarial import d_logistic, g_nonsaturating
-from fsig_jax.losses.regularizers import path_length_penalty, r1_penalty
+from fsig_jax.losses.adversarial import d_logistic, g_nonsaturating, wgan_d, wgan_g
+from fsig_jax.losses.regularizers import gradient_penalty, path_length_penalty, r1_penalty
 
 
 def _total(terms):
@@ -39,7 +40,10 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
       not reuse the state it passed in).
   """
   models = Models(cfg)
-  opt_g, opt_d = make_optimizers(hp)
+  if hp.loss not in ('logistic', 'wgan_gp'):
+    raise ValueError(f"hparams.loss must be 'logistic' or 'wgan_gp', got {hp.loss!r}")
+  wgan = hp.loss == 'wgan_gp'
+  opt_g, opt_d = make_optimizers(hp, cfg)
   disc_owner, disc_hook = method.hook('disc')
   z_owner, z_hook = method.hook('sample_z')
   batch = hp.batch_size
@@ -94,12 +98,20 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
     base = dict(step=step, hp=hp, models=models, g_buffers=buffers,
                 source_g=state['source_G'], real=real)
 
+    def eff(side, params):
+      """A side as the networks and method hooks see it: 'net' replaced by the
+      method's `effective_params` (the identity unless a method such as AdAM
+      re-parameterises the weights); differentiable in `params`."""
+      return {**params, 'net': method.effective_params(side, params, mst)}
+
     # --- D: logistic loss on real vs G(z) (+ method terms).
-    zs, ws, _ = sample_ws(g_side['net'], buffers, keys[1], batch, step, mst)
-    fake = jax.lax.stop_gradient(models.synth(g_side['net'], buffers, ws, keys[2]))
+    g_eff = eff('G', g_side)
+    zs, ws, _ = sample_ws(g_eff['net'], buffers, keys[1], batch, step, mst)
+    fake = jax.lax.stop_gradient(models.synth(g_eff['net'], buffers, ws, keys[2]))
 
     def d_loss(d_side):
-      ctx = StepContext(phase='D', key=keys[3], g=g_side, d=d_side, fake=fake, zs=zs, ws=ws,
+      d_side = eff('D', d_side)
+      ctx = StepContext(phase='D', key=keys[3], g=g_eff, d=d_side, fake=fake, zs=zs, ws=ws,
                         noise_key=keys[2], **base)
       # Independent method keys for the real and the fake pass (CDC draws p_ind twice).
       ctx.real_logits, ctx.d_feats_real = disc(
@@ -108,7 +120,14 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
       ctx.fake_logits, ctx.d_feats_fake = disc(
           dataclasses.replace(ctx, key=jax.random.fold_in(keys[3], 1)), d_side,
           augment(fake, keys[5]), mst)
-      terms = {'d_adv': d_logistic(ctx.real_logits, ctx.fake_logits)}
+      if wgan:  # ProGAN: critic loss + drift, gradient penalty at every step
+        terms = {'d_adv': wgan_d(ctx.real_logits, ctx.fake_logits, hp.drift)}
+        if hp.gp_weight > 0:
+          critic = lambda x: disc(ctx, d_side, x, mst)[0]  # noqa: E731
+          terms['d_gp'] = hp.gp_weight * gradient_penalty(
+              critic, augment(real, keys[4]), augment(fake, keys[5]), jax.random.fold_in(keys[3], 2))
+      else:
+        terms = {'d_adv': d_logistic(ctx.real_logits, ctx.fake_logits)}
       terms.update(method.d_terms(ctx, mst))
       return _total(terms), (terms, ctx.real_logits, ctx.fake_logits)
 
@@ -123,7 +142,8 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
         d_side, opt_state = carry
 
         def loss(d_side):
-          ctx = StepContext(phase='R1', key=keys[3], g=g_side, d=d_side, **base)
+          d_side = eff('D', d_side)
+          ctx = StepContext(phase='R1', key=keys[3], g=g_eff, d=d_side, **base)
           fn = lambda x: disc(ctx, d_side, augment(x, keys[6]), mst)[0]  # noqa: E731
           pen = r1_penalty(fn, real)
           return hp.r1_gamma / 2 * pen * hp.d_reg_every, pen
@@ -137,13 +157,16 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
           lambda c: (c, jnp.zeros(())), (d_side, opt_d_state))
 
     # --- G: non-saturating loss (+ method terms).
+    d_eff = eff('D', d_side)
+
     def g_loss(g_side):
+      g_side = eff('G', g_side)
       zs, ws, w0 = sample_ws(g_side['net'], buffers, keys[7], batch, step, mst)
       fake, g_feats = models.synth(g_side['net'], buffers, ws, keys[8], return_features=True)
-      ctx = StepContext(phase='G', key=keys[9], g=g_side, d=d_side, fake=fake, zs=zs, ws=ws,
+      ctx = StepContext(phase='G', key=keys[9], g=g_side, d=d_eff, fake=fake, zs=zs, ws=ws,
                         noise_key=keys[8], g_feats=g_feats, **base)
-      ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_side, augment(fake, keys[10]), mst)
-      terms = {'g_adv': g_nonsaturating(ctx.fake_logits)}
+      ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_eff, augment(fake, keys[10]), mst)
+      terms = {'g_adv': wgan_g(ctx.fake_logits) if wgan else g_nonsaturating(ctx.fake_logits)}
       terms.update(method.g_terms(ctx, mst))
       return _total(terms), (terms, w0)
 
@@ -152,11 +175,12 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
 
     # --- G regularisation: lazy path length every g_reg_every steps.
     pl, pl_mean = jnp.zeros(()), state['pl_mean']
-    if hp.pl_weight > 0 and hp.g_reg_every > 0:
+    if hp.pl_weight > 0 and hp.g_reg_every > 0 and models.has_styles:
       def pl_update(carry):
         g_side, opt_state, pl_mean = carry
 
         def loss(g_side):
+          g_side = eff('G', g_side)
           _, ws, _ = sample_ws(g_side['net'], buffers, keys[11], pl_batch, step, mst,
                                use_hook=False)
           synth = lambda ws: models.synth(g_side['net'], buffers, ws, keys[12])  # noqa: E731
@@ -172,15 +196,22 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
           lambda c: (c, jnp.zeros(())), (g_side, opt_g_state, pl_mean))
 
     # --- EMA of G (rosinality `accumulate`) and w_avg tracking (ada-pytorch).
+    # The EMA is of the effective weights, so G_ema is always a plain StyleGAN2.
     beta = hp.ema_beta
-    g_ema = jax.tree.map(lambda e, p: p + (e - p) * beta, state['G_ema'], g_side['net'])
+    g_ema = jax.tree.map(lambda e, p: p + (e - p) * beta, state['G_ema'],
+                         method.effective_params('G', g_side, mst))
     w_mean = jnp.mean(jax.lax.stop_gradient(w0), axis=0)
     buffers = {**buffers, 'w_avg': w_mean + (buffers['w_avg'] - w_mean) * hp.w_avg_beta}
 
     new_state = {**state, 'step': step + 1, 'key': key, 'G': g_side, 'D': d_side,
                  'G_ema': g_ema, 'G_buffers': buffers, 'opt_G': opt_g_state,
                  'opt_D': opt_d_state, 'pl_mean': pl_mean}
-    new_state['method'] = method.update(new_state, mst)
+    new_mst = method.update({**new_state, 'real': real, 'models': models, 'hp': hp}, mst)
+    # A method update may change masks (RICK prunes at a re-estimate): keep the
+    # trained params consistent with the new method state at once.
+    new_state['G'] = method.param_transform('G', new_state['G'], new_mst)
+    new_state['D'] = method.param_transform('D', new_state['D'], new_mst)
+    new_state['method'] = new_mst
     metrics = {**d_terms, **g_terms, 'r1': r1, 'pl': pl, 'pl_mean': pl_mean,
                'real_score': jnp.mean(real_logits), 'fake_score': jnp.mean(fake_logits)}
     return new_state, metrics

@@ -15,3 +15,14 @@ def d_logistic(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
 def g_nonsaturating(fake_logits: jax.Array) -> jax.Array:
   """rosinality `g_nonsaturating_loss`: mean softplus(-D(G(z)))."""
   return jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+def wgan_g(fake_scores: jax.Array) -> jax.Array:
+  """ProGAN `G_wgan_acgan`: -mean D(G(z))."""
+  return -jnp.mean(fake_scores)
+
+
+def wgan_d(real_scores: jax.Array, fake_scores: jax.Array, drift: float = 0.001) -> jax.Array:
+  """ProGAN `D_wgangp_acgan` without the gradient penalty: mean D(fake) - D(real)
+  + drift * D(real)^2 (wgan_epsilon 0.001, Karras et al. 2018 App. A.1)."""
+  return jnp.mean(fake_scores - real_scores + drift * jnp.square(real_scores))

@@ -45,3 +45,15 @@ def path_length_penalty(synth_fn: Callable[[jax.Array], jax.Array], ws: jax.Arra
   # As in both official codes, the penalty uses the updated mean undetached.
   penalty = jnp.mean(jnp.square(lengths - new_mean))
   return penalty, jax.lax.stop_gradient(new_mean), jnp.mean(lengths)
+
+
+def gradient_penalty(d_fn: Callable[[jax.Array], jax.Array], real: jax.Array, fake: jax.Array,
+                     key: jax.Array, target: float = 1.0) -> jax.Array:
+  """WGAN-GP (Gulrajani et al. 2017) as ProGAN's `D_wgangp_acgan`: on per-sample
+  interpolates x = real + t (fake - real), t ~ U(0, 1), mean (||grad_x D(x)|| - target)^2
+  / target^2 (multiply by wgan_lambda = 10)."""
+  t = jax.random.uniform(key, (real.shape[0], 1, 1, 1), real.dtype)
+  mixed = real + (fake - real) * t
+  grads = jax.grad(lambda x: jnp.sum(d_fn(x)))(mixed)
+  norms = jnp.sqrt(jnp.sum(jnp.square(grads).reshape(grads.shape[0], -1), axis=1))
+  return jnp.mean(jnp.square(norms - target)) / target ** 2

@@ -1,12 +1,15 @@
 """Adaptation methods, one module per paper, and a registry by name."""
+from fsig_jax.methods.adam import adam
 from fsig_jax.methods.base import Composite, Method, MethodInit, compose
 from fsig_jax.methods.cdc import cdc
 from fsig_jax.methods.dcl import dcl
 from fsig_jax.methods.ewc import ewc
 from fsig_jax.methods.freezed import freezed
+from fsig_jax.methods.rick import rick
 from fsig_jax.methods.tgan import tgan
 
-REGISTRY = {'tgan': tgan, 'freezed': freezed, 'ewc': ewc, 'cdc': cdc, 'dcl': dcl}
+REGISTRY = {'tgan': tgan, 'freezed': freezed, 'ewc': ewc, 'cdc': cdc, 'dcl': dcl, 'rick': rick,
+            'adam': adam}
 
 
 def get_method(names, **kwargs_by_method) -> Composite:

@@ -7,10 +7,23 @@ A method (TGAN, FreezeD, EWC, CDC, RICK, ...) changes adaptation through:
   grad_transform(side, g, p, ms)  -> grads   (masks, freezing), side 'G' or 'D';
                                      applied to gradients and to Adam's updates,
                                      so it must be idempotent (a mask)
-  param_transform(side, p, ms)    -> params  (pruning, after each update)
-  update(uctx, mstate)            -> mstate  (queues, Fisher re-estimates, ...)
+  param_transform(side, p, ms)    -> params  (pruning; after each optimiser
+                                     update and after each method update)
+  update(uctx, mstate)            -> mstate  (queues, Fisher re-estimates, ...);
+                                     uctx is the new train state plus the
+                                     step's 'real' batch, 'models' and 'hp'
   sample_z(key, step, ms, n)      -> list of z (anchors, ...), or None
   disc(ctx, d, img, ms)           -> logits  (patch discriminators), or None
+  report(ms, outdir)              -> list of files written (plots), or None;
+                                     host-side, called by the loop with numpy state
+  effective_params(side, p, ms)   -> the network params the forward passes use
+                                     (default p['net']), e.g. AdAM's modulated
+                                     kernels W * (1 + u v^T) from p['net'] and a
+                                     method extra; differentiable in p. The EMA
+                                     generator and exported nets hold these, so
+                                     an exported model is a plain StyleGAN2. It
+                                     may depend only on (side, p, ms): exports
+                                     rebuild it from the registry by name.
 `g_extra` / `d_extra` are trainable parameters a method adds (for example
 CDC's patch head); they live beside the network in state['G'] / state['D'] and
 are optimised with it. A method's state lives in state['method'][name].
@@ -57,6 +70,8 @@ class Method:
   update: Callable = _keep_state
   sample_z: Optional[Callable] = None
   disc: Optional[Callable] = None
+  report: Optional[Callable] = None
+  effective_params: Optional[Callable] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +133,23 @@ class Composite:
 
   def update(self, uctx, mstates):
     return {m.name: m.update(uctx, mstates[m.name]) for m in self.methods}
+
+  def effective_params(self, side: str, params, mstates):
+    """The `side` network as the forward passes see it: every method's
+    `effective_params` chained in order, starting from params['net']."""
+    net = params['net']
+    for m in self.methods:
+      if m.effective_params is not None:
+        net = m.effective_params(side, {**params, 'net': net}, mstates[m.name])
+    return net
+
+  def report(self, mstates, outdir: str):
+    """Runs every method's host-side `report`; returns the files written."""
+    files = []
+    for m in self.methods:
+      if m.report is not None:
+        files.extend(m.report(mstates[m.name], outdir) or [])
+    return files
 
   def hook(self, name: str) -> Tuple[Optional[str], Optional[Callable]]:
     """(owner method name, its `name` hook), or (None, None) if no method has one."""

@@ -30,42 +30,23 @@ Note: sony/nnabla-examples' stylegan2-ewc (EWC/EWC_loss.py) accumulates
 unsquared gradients and averages the penalty per tensor (`F.mean`); we keep
 the paper's sum of F (theta - theta_S)^2 with squared gradients.
 """
-import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from fsig_jax.engine.context import Models
+from fsig_jax.methods import fisher
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.models.config import StyleGAN2Config
 
 
-def generated_nll(models, g_params, g_buffers, d_params, z: jax.Array,
-                  noise_key: jax.Array) -> jax.Array:
-  """softplus(-D(G(z))) for one latent z (z_dim,): the per-image log-likelihood proxy.
-
-  RICK/AdAM: `fake_img, _ = g_ema([z.view(1, -1)])` (a single style, rosinality
-  `randomize_noise=True`), `g_nonsaturating_loss(d_ema(fake_img))`. With a
-  batch of one, D's minibatch-stddev group is min(4, 1) = 1, as there.
-  """
-  ws = models.broadcast(models.map(g_params, g_buffers, z[None]))
-  img = models.synth(g_params, g_buffers, ws, noise_key)
-  logits = models.disc(d_params, img, return_features=False)
-  return jnp.sum(jax.nn.softplus(-logits))
-
-
-@functools.partial(jax.jit, static_argnames=('cfg', 'chunk'))
 def fisher_diagonal(cfg: StyleGAN2Config, g_params, g_buffers, d_params, zs: jax.Array,
                     noise_keys: jax.Array, chunk: int = 8) -> Any:
   """F_i = mean_n (d softplus(-D(G(z_n))) / d theta_i)^2 over the given samples.
 
-  Per-sample gradients (not the gradient of a batch mean, which would
-  underestimate F by averaging before squaring): RICK/AdAM call
+  Per-sample gradients (`fisher.mean_squared_grads`): RICK/AdAM call
   `estimate_fisher` per image and divide the summed squares by the number of
   images (`filter_fisher_g[key] /= (args.num_fisher_img * args.batch)`).
-
-  Compiled once per (config, shapes, chunk).
 
   Args:
     cfg: the architecture (static).
@@ -79,30 +60,8 @@ def fisher_diagonal(cfg: StyleGAN2Config, g_params, g_buffers, d_params, zs: jax
   Returns:
     A pytree like `g_params`.
   """
-  n = zs.shape[0]
-  if n < 1:
-    raise ValueError('the Fisher needs at least one sample')
-  chunk = max(1, min(chunk, n))
-  n_chunks = -(-n // chunk)
-  pad = n_chunks * chunk - n
-  weights = jnp.concatenate([jnp.ones((n,), jnp.float32), jnp.zeros((pad,), jnp.float32)])
-  zs = jnp.concatenate([zs, zs[:pad]])
-  noise_keys = jnp.concatenate([noise_keys, noise_keys[:pad]])
-  grad_fn = jax.vmap(jax.grad(functools.partial(generated_nll, Models(cfg))),
-                     in_axes=(None, None, None, 0, 0))
-
-  def body(acc, xs):
-    z, k, w = xs
-    grads = grad_fn(g_params, g_buffers, d_params, z, k)
-
-    def add(a, g):  # sum of squares over the chunk; padded samples have weight 0
-      return a + jnp.sum(jnp.square(g) * w.reshape((-1,) + (1,) * (g.ndim - 1)), axis=0)
-    return jax.tree.map(add, acc, grads), None
-
-  split = lambda x: x.reshape((n_chunks, chunk) + x.shape[1:])  # noqa: E731
-  acc0 = jax.tree.map(jnp.zeros_like, g_params)
-  acc, _ = jax.lax.scan(body, acc0, (split(zs), split(noise_keys), split(weights)))
-  return jax.tree.map(lambda a: a / n, acc)
+  return fisher.generator_fisher_jit(cfg, g_params, g_buffers, d_params, zs, noise_keys,
+                                     chunk=chunk)
 
 
 def ewc_penalty(params, source_params, fisher) -> jax.Array:
@@ -141,9 +100,9 @@ def ewc(weight: float = 5e8, n_samples: int = 5000, chunk: int = 8) -> Method:
     kz, kn = jax.random.split(ictx.key)
     zs = jax.random.normal(kz, (n_samples, bundle.config.z_dim), jnp.float32)
     noise_keys = jax.random.split(kn, n_samples)
-    fisher = fisher_diagonal(bundle.config, g['params'], g['buffers'], d['params'], zs,
-                             noise_keys, chunk=chunk)
-    return MethodInit(state={'fisher': fisher})
+    diag = fisher_diagonal(bundle.config, g['params'], g['buffers'], d['params'], zs,
+                           noise_keys, chunk=chunk)
+    return MethodInit(state={'fisher': diag})
 
   def g_terms(ctx, mstate):
     return {'g_ewc': weight * ewc_penalty(ctx.g['net'], ctx.source_g, mstate['fisher'])}

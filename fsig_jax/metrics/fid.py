@@ -66,17 +66,45 @@ class FeatureStats:
         under another cache key (other data or resolution).
     """
     with np.load(path, allow_pickle=False) as data:
-      stored_name, stored_key = str(data["feature_name"]), str(data["cache_key"])
-      if stored_name != feature_name:
-        raise ValueError(f"Feature-statistics cache {path} was computed with feature network "
-                         f"{stored_name!r}, not {feature_name!r}; delete it or use another "
-                         "cache path.")
-      if stored_key != cache_key:
-        raise ValueError(f"Feature-statistics cache {path} has key {stored_key!r}, expected "
-                         f"{cache_key!r} (different data or resolution); delete it or use "
-                         "another cache path.")
+      _check_cache_entry(path, data, feature_name, cache_key)
       return cls(mean=data["mean"], cov=data["cov"], count=int(data["count"]),
-                 feature_name=stored_name)
+                 feature_name=str(data["feature_name"]))
+
+
+def _check_cache_entry(path: str, data, feature_name: str, cache_key: str) -> None:
+  """Refuses an `.npz` cache written for another feature network or cache key."""
+  stored_name, stored_key = str(data["feature_name"]), str(data["cache_key"])
+  if stored_name != feature_name:
+    raise ValueError(f"Feature-statistics cache {path} was computed with feature network "
+                     f"{stored_name!r}, not {feature_name!r}; delete it or use another "
+                     "cache path.")
+  if stored_key != cache_key:
+    raise ValueError(f"Feature-statistics cache {path} has key {stored_key!r}, expected "
+                     f"{cache_key!r} (different data or resolution); delete it or use "
+                     "another cache path.")
+
+
+def load_stats_file(path: str, *, feature_name: str, resolution: int) -> FeatureStats:
+  """Reads a statistics file written by `FeatureStats.save` for use as an FID reference.
+
+  Unlike a cache lookup the data it came from is not known, so only the feature
+  network and the resolution in its stored key are checked.
+
+  Raises:
+    ValueError: not such a file, another feature network, or another resolution.
+  """
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      stored_key = str(data["cache_key"])
+      stored_res = stored_key.rsplit("|", 1)[-1]
+  except (OSError, KeyError, ValueError) as e:
+    raise ValueError(f"{path} is not a feature-statistics file written by fsig-jax "
+                     f"({type(e).__name__}: {e}).") from None
+  if stored_res != f"{int(resolution)}px":
+    raise ValueError(f"Feature-statistics file {path} was computed at {stored_res}, but the "
+                     f"images to compare are {int(resolution)}px; use statistics of that "
+                     "resolution.")
+  return FeatureStats.load(path, feature_name=feature_name, cache_key=stored_key)
 
 
 def _check_count(count: int, feature_name: str) -> None:
@@ -115,6 +143,22 @@ def cached_stats(path: str, *, feature_name: str, cache_key: str,
   stats = FeatureStats.from_features(compute_features(), feature_name)
   stats.save(path, cache_key)
   return stats
+
+
+def cached_features(path: str, *, feature_name: str, cache_key: str,
+                    compute_features: Callable[[], np.ndarray]) -> np.ndarray:
+  """Like `cached_stats` for the (N, d) features themselves (KID needs them, not only stats)."""
+  if os.path.exists(path):
+    with np.load(path, allow_pickle=False) as data:
+      _check_cache_entry(path, data, feature_name, cache_key)
+      return np.asarray(data["features"], np.float32)
+  feats = np.asarray(compute_features(), np.float32)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f"{path}.tmp.npz"
+  np.savez(tmp, features=feats, feature_name=np.str_(feature_name), cache_key=np.str_(cache_key),
+           format=np.int64(_CACHE_FORMAT))
+  os.replace(tmp, path)
+  return feats
 
 
 def frechet_distance(stats1: FeatureStats, stats2: FeatureStats, eps: float = 1e-6) -> float:

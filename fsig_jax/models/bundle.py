@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from fsig_jax.convert.errors import CheckpointError
+from fsig_jax.models import progan
 from fsig_jax.models.config import StyleGAN2Config
 from fsig_jax.models.stylegan2 import Discriminator, Generator
 
@@ -25,6 +26,9 @@ class MissingNetworkError(CheckpointError):
     'cfg', 'truncation', 'inject_index', 'noise_mode', 'return_features'))
 def _generate(cfg, variables, zs, truncation, truncation_latent, inject_index,
               noise_mode, key, return_features):
+  if isinstance(cfg, progan.ProGANConfig):
+    return progan.ProGANGenerator(cfg).apply({'params': variables['params']}, zs[0],
+                                             return_features=return_features)
   rngs = {'noise': key} if key is not None else {}
   return Generator(cfg).apply(
       variables, zs, truncation=truncation, truncation_latent=truncation_latent,
@@ -34,12 +38,15 @@ def _generate(cfg, variables, zs, truncation, truncation_latent, inject_index,
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'return_features'))
 def _discriminate(cfg, variables, images, return_features):
+  if isinstance(cfg, progan.ProGANConfig):
+    return progan.ProGANDiscriminator(cfg).apply(variables, images,
+                                                 return_features=return_features)
   return Discriminator(cfg).apply(variables, images, return_features=return_features)
 
 
 @flax.struct.dataclass
 class ModelBundle:
-  """A StyleGAN2 generator/discriminator pair and where it came from."""
+  """A generator/discriminator pair (StyleGAN2 or ProGAN) and where it came from."""
   config: StyleGAN2Config = flax.struct.field(pytree_node=False)
   nets: dict
   source: str = flax.struct.field(pytree_node=False, default='')
@@ -76,6 +83,10 @@ class ModelBundle:
     """
     if noise_mode == 'random' and key is None:
       raise ValueError("noise_mode='random' needs an explicit PRNG key (key=...)")
+    if isinstance(self.config, progan.ProGANConfig) and (
+        z2 is not None or truncation != 1.0 or truncation_latent is not None):
+      raise ValueError('a ProGAN has no style mixing or truncation (z2, truncation); '
+                       'pass latents z only')
     zs = [jnp.asarray(z)] if z2 is None else [jnp.asarray(z), jnp.asarray(z2)]
     for zi in zs:
       if zi.ndim != 2 or zi.shape[1] != self.config.z_dim:
@@ -91,6 +102,10 @@ class ModelBundle:
 
 def init_bundle(cfg: StyleGAN2Config, key: jax.Array, source: str = 'random-init') -> ModelBundle:
   """A freshly initialised G (G_ema = G) and D, e.g. for training from scratch."""
+  if isinstance(cfg, progan.ProGANConfig):
+    nets = progan.init_progan(cfg, key)
+    return ModelBundle(config=cfg, nets={'G_ema': nets['G'], 'G': nets['G'], 'D': nets['D']},
+                       source=source)
   kg, kd = jax.random.split(key)
   g = Generator(cfg).init(kg, jnp.zeros((1, cfg.z_dim)))
   img = jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.img_channels))

@@ -93,8 +93,13 @@ class StyleGAN2Config:
 
   @classmethod
   def from_dict(cls, d: dict) -> 'StyleGAN2Config':
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise ValueError(f'unknown StyleGAN2Config fields {unknown}; known: {sorted(known)}')
-    return cls(**d)
+    return dataclass_from_dict(cls, d)
+
+
+def dataclass_from_dict(cls, d: dict):
+  """cls(**d) for an architecture config, naming unknown fields clearly."""
+  known = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(d) - known)
+  if unknown:
+    raise ValueError(f'unknown {cls.__name__} fields {unknown}; known: {sorted(known)}')
+  return cls(**d)

@@ -5,6 +5,7 @@ and tests); `random:NAME` a named architecture from `NAMED`, e.g. the anime-face
 source model `random:anime64` that configs/pretrain_anime64.py trains.
 """
 from fsig_jax.models.config import StyleGAN2Config, ada_channels
+from fsig_jax.models.progan import ProGANConfig
 
 
 def small_config(resolution: int) -> StyleGAN2Config:
@@ -28,7 +29,17 @@ def anime64() -> StyleGAN2Config:
   return StyleGAN2Config(64, ch, ch, z_dim=256, w_dim=256, n_mlp=2)
 
 
-NAMED = {'anime64': anime64}
+def progan64() -> ProGANConfig:
+  """A small ProGAN at 64 px for the offline source (RICK's second architecture).
+
+  Official ProGAN widths nf(s) = min(8192 / 2^s, 512) would be 512 up to
+  32 px and 256 at 64 px; cut like `anime64` for 2 CPU cores to
+  256/256/128/64/32 for 4..64 px; z = 256, D's hidden dense 256.
+  """
+  return ProGANConfig(64, (256, 256, 128, 64, 32), z_dim=256, d_hidden=256)
+
+
+NAMED = {'anime64': anime64, 'progan64': progan64}
 
 
 def parse_random_spec(spec: str) -> StyleGAN2Config:

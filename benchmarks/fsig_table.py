@@ -1,0 +1,399 @@
+"""The few-shot comparison table: every method on the offline targets, over seeds.
+
+  python benchmarks/fsig_table.py --quick --source=random:anime64     # smoke: < 20 min
+  python benchmarks/fsig_table.py --source=models/anime64             # the full table
+  python benchmarks/fsig_table.py --source=runs/pretrain_anime64 --methods=tgan,cdc,rick
+
+For each target, method and seed the source model is adapted with the run
+config `configs/offline.py:METHOD,TARGET` (the same run `launch/main.py`
+makes, steps and seed set here) and its G_ema is scored with
+`fsig_jax.metrics.evaluate` on fixed evaluation latents (seed --eval_seed, the
+same for every method). Writes to --out:
+
+  table.md      rows methods (first: the unadapted source), columns targets;
+                cells "FID-VGG a ± b / intra-LPIPS c ± d", mean ± sample std
+                (ddof 1) over the seeds, the layout of the CDC / RSSA / RICK
+                tables; a note per column on what FID-VGG is measured against
+  results.json  the settings, every run's numbers and timings, the table
+  grid.png      per target: the source row, then one row per method (first
+                seed), all on the same latents and noise
+
+FID-VGG uses VGG16 features (not Inception), so it is comparable only within
+this table. The derived target `anime_sketch` has a real 2,000-image test set
+(`derived:anime_sketch:test`), so its FID-VGG is against held-out images; the
+real 10-shot sets have no test set, so theirs is against the 10 training
+images only (as in the papers' intra-LPIPS-centric few-shot protocol) and is
+best read together with intra-LPIPS, which rewards diversity.
+
+Settings. Full (default): methods tgan, tgan_aug, freezed, ewc, cdc, dcl;
+targets anime_sketch, babies, sketches, caricatures; seeds 0,1,2; 1000 steps
+(configs/offline.py) at batch 4; 1000 evaluation samples (CDC's count).
+--quick: target anime_sketch, seeds 0,1, 5 steps, 50 evaluation samples,
+EWC's Fisher from 64 instead of 5000 samples; it checks the whole pipeline,
+its numbers do not rank methods.
+
+Run time, measured on the 2-core CPU machine with the anime64 architecture
+(`--source=random:anime64`: the network of models/anime64, randomly
+initialised), cold XLA cache: --quick took 8.6 min with only the niced
+pretraining job beside it (about half of it compiling the six methods' steps
+once each; a rerun with the same --out reuses them from OUT/xla_cache), and
+18.5 min while other jobs also loaded the machine (load average ~5). In the
+8.6 min run: 1.4 (dcl) to 2.8 (tgan) steps/s at batch 4 and ~5 s per
+50-sample evaluation. --quick ends by printing the full setting's run time
+scaled from its own measurements: 12.5 h on this CPU (25 h under the heavier
+load), plus about 1 h for EWC's 5000-sample Fisher, which the estimate does
+not model.
+"""
+import json
+import logging
+import os
+import re
+import statistics
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+from absl import app, flags
+import jax
+import numpy as np
+
+# configs/ is imported as a package from the repository root.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from configs import common, offline  # noqa: E402  pylint: disable=g-import-not-at-top
+from fsig_jax.convert.errors import CheckpointError  # noqa: E402
+from fsig_jax.convert.load import load_pretrained  # noqa: E402
+from fsig_jax.data.images import DataError  # noqa: E402
+from fsig_jax.engine import export, loop, run_config  # noqa: E402
+from fsig_jax.methods import get_method  # noqa: E402
+from fsig_jax.metrics import evaluate  # noqa: E402
+from fsig_jax.models import presets  # noqa: E402
+from fsig_jax.models.bundle import ModelBundle, init_bundle  # noqa: E402
+from fsig_jax.utils.cli import fail  # noqa: E402
+from fsig_jax.utils.images import make_grid  # noqa: E402
+
+FULL = dict(methods='tgan,tgan_aug,freezed,ewc,cdc,dcl,rick,adam',
+            targets='anime_sketch,babies,sketches,caricatures', seeds='0,1,2', steps=1000,
+            num_samples=1000)
+QUICK = dict(methods=FULL['methods'], targets='anime_sketch', seeds='0,1', steps=5,
+             num_samples=50, method_kwargs={
+                 'ewc': {'n_samples': 64},
+                 # Schedules shortened to fit 5 steps (README defaults: warm-up 250,
+                 # estimates every 50; probing 500 steps on 250 x 4 Fisher samples).
+                 'rick': {'warmup_iter': 1, 'fisher_freq': 2, 'num_fisher_img': 2},
+                 'adam': {'probe_steps': 5, 'num_batch_fisher': 4}})
+
+SOURCE = flags.DEFINE_string('source', None, 'source model: a .pt/.pkl/fsig-jax model dir, a '
+                             'training workdir, or random:NAME (default: models/anime64)')
+QUICK_FLAG = flags.DEFINE_bool('quick', False, 'the < 20 min smoke setting (see the docstring)')
+METHODS = flags.DEFINE_string('methods', None, f'comma-separated (default {FULL["methods"]}); '
+                              'registry names, aliases of configs/common.py, or a+b compositions')
+TARGETS = flags.DEFINE_string('targets', None, 'comma-separated offline targets (default '
+                              f'{FULL["targets"]}, --quick: {QUICK["targets"]})')
+SEEDS = flags.DEFINE_string('seeds', None, 'comma-separated training seeds (default 0,1,2; '
+                            '--quick 0,1)')
+STEPS = flags.DEFINE_integer('steps', None, 'adaptation steps (default 1000; --quick 5)')
+NUM = flags.DEFINE_integer('num_samples', None, 'evaluation samples (default 1000; --quick 50)')
+EVAL_SEED = flags.DEFINE_integer('eval_seed', 0, 'seed of the evaluation latents (all methods)')
+GRID_COLS = flags.DEFINE_integer('grid_cols', 8, 'samples per row of grid.png')
+HPARAMS = flags.DEFINE_string('hparams', '', 'hyper-parameter overrides NAME=VALUE,... (e.g. '
+                              'batch_size=8)')
+OUT = flags.DEFINE_string('out', 'out/fsig_table', 'output folder')
+
+log = logging.getLogger('fsig_jax')
+
+
+def load_source(spec: str) -> ModelBundle:
+  """A source bundle (with D) from a checkpoint, a training workdir or random:NAME."""
+  if spec.startswith('random:'):
+    try:
+      cfg = presets.parse_random_spec(spec)
+    except ValueError as e:
+      raise CheckpointError(str(e)) from None
+    return init_bundle(cfg, jax.random.PRNGKey(0), source=spec)
+  if not os.path.exists(spec):
+    raise CheckpointError(f'--source {spec} does not exist')
+  if export.is_workdir(spec):
+    bundle, _ = export.bundle_from_workdir(spec)
+  else:
+    bundle = load_pretrained(spec, require_discriminator=True)
+  bundle.require('D')
+  return bundle
+
+
+def parse_overrides(text: str) -> Dict[str, object]:
+  """'lr=0.001,batch_size=8' -> {'lr': 0.001, 'batch_size': 8} (JSON values where they parse)."""
+  out = {}
+  for item in filter(None, (t.strip() for t in text.split(','))):
+    if '=' not in item:
+      raise ValueError(f'--hparams item {item!r} is not NAME=VALUE')
+    k, v = item.split('=', 1)
+    try:
+      out[k.strip()] = json.loads(v)
+    except ValueError:
+      out[k.strip()] = v
+  return out
+
+
+class _RateLog(logging.Handler):
+  """Keeps the last steady-state step rate the loop logs ('... | 1.23 it/s | ...')."""
+
+  def __init__(self):
+    super().__init__()
+    self.rate = float('nan')
+
+  def emit(self, record):
+    m = re.search(r'\| ([0-9.]+) it/s \|', record.getMessage())
+    if m:
+      self.rate = float(m.group(1))
+
+
+def run_config_for(method: str, target: str, steps: int, seed: int, hparams: Dict[str, object],
+                   method_kwargs: Dict[str, dict]):
+  """configs/offline.py:METHOD,TARGET with the table's steps, seed and overrides."""
+  c = offline.get_config(f'{method},{target}')
+  c.steps, c.seed = steps, seed
+  c.sample_every = 0
+  c.log_every = max(steps - 1, 1)  # first step, then one steady-state rate at the end
+  for k, v in hparams.items():
+    if k not in c.hparams:
+      raise ValueError(f'unknown hyper-parameter {k!r}; valid: {sorted(c.hparams.keys())}')
+    c.hparams[k] = type(c.hparams[k])(v)
+  names = run_config.method_names(c)
+  for name, kw in method_kwargs.items():
+    if name in names:
+      c.method.kwargs[name] = dict(kw)
+  return c
+
+
+def _mean_std(values: Sequence[float]):
+  vals = [v for v in values if v is not None and np.isfinite(v)]
+  if not vals:
+    return float('nan'), float('nan')
+  return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else float('nan'))
+
+
+def _cell(results: List[dict], fid_key: str) -> str:
+  def fmt(key, digits):
+    m, s = _mean_std([r.get(key) for r in results])
+    if not np.isfinite(m):
+      return '–'
+    return f'{m:.{digits}f}' + (f' ± {s:.{digits}f}' if np.isfinite(s) else '')
+  return f'{fmt(fid_key, 1)} / {fmt(evaluate.INTRA_LPIPS, 3)}'
+
+
+def write_table(path: str, rows: List[str], targets: Sequence[str],
+                cells: Dict[tuple, List[dict]], notes: Dict[str, str], settings: dict) -> str:
+  """table.md: rows methods, columns targets, cells 'FID-VGG a ± b / intra-LPIPS c ± d'."""
+  fid_key = 'FID-VGG'
+  lines = [f'# Few-shot adaptation: {fid_key} (lower is better) / intra-LPIPS (higher is '
+           'more diverse)', '',
+           f'Source `{settings["source"]}`, {settings["steps"]} steps, seeds '
+           f'{settings["seeds"]} (mean ± std over seeds), {settings["num_samples"]} evaluation '
+           f'samples (eval seed {settings["eval_seed"]}).', '',
+           '| method | ' + ' | '.join(targets) + ' |',
+           '|---|' + '---|' * len(targets)]
+  for row in rows:
+    lines.append(f'| {row} | ' + ' | '.join(_cell(cells.get((row, t), []), fid_key)
+                                            for t in targets) + ' |')
+  lines += ['', f'{fid_key} reference per column:']
+  lines += [f'- {t}: {notes[t]}' for t in targets]
+  lines += ['', f'{evaluate.VGG_NOTE} Intra-LPIPS: CDC\'s intra-cluster LPIPS around the '
+            'few-shot training images.', '']
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines))
+  return path
+
+
+def write_grid(path: str, blocks: List[tuple]) -> str:
+  """grid.png: blocks of (label, images) rows, labels drawn left of each row."""
+  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
+  labels = [label for label, _ in blocks]
+  ncol = len(blocks[0][1])
+  grid = make_grid(np.concatenate([imgs for _, imgs in blocks]), ncol=ncol)
+  row_h = (grid.shape[0] - 2) // len(blocks)
+  label_w = 8 + 6 * max(len(l) for l in labels)
+  canvas = Image.new('RGB', (label_w + grid.shape[1], grid.shape[0]), (255, 255, 255))
+  canvas.paste(Image.fromarray(grid), (label_w, 0))
+  draw = ImageDraw.Draw(canvas)
+  for i, label in enumerate(labels):
+    draw.text((4, 2 + i * row_h + row_h // 2 - 5), label, fill=(0, 0, 0))
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  canvas.save(path)
+  return path
+
+
+def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[str],
+              seeds: Sequence[int], steps: int, num_samples: int, out: str, eval_seed: int = 0,
+              grid_cols: int = 8, eval_batch_size: int = 32,
+              hparams: Optional[Dict[str, object]] = None,
+              method_kwargs: Optional[Dict[str, dict]] = None, source_name: str = '') -> dict:
+  """Adapts `source` with every method x target x seed, evaluates, writes the outputs."""
+  t_start = time.time()
+  os.makedirs(out, exist_ok=True)
+  cache = os.path.join(out, 'cache')
+  hparams, method_kwargs = dict(hparams or {}), dict(method_kwargs or {})
+  rate_log = _RateLog()
+  log.addHandler(rate_log)
+  level = log.level
+  log.setLevel(logging.INFO)  # the handler needs the loop's progress lines
+  res = source.config.resolution
+  z_grid = evaluate.sample_latents(source, grid_cols, eval_seed)
+  rows = ['source'] + list(methods)
+  cells, notes, records, blocks, rates = {}, {}, [], [], {}
+  settings = dict(source=source_name or source.source, methods=list(methods),
+                  targets=list(targets), seeds=list(seeds), steps=steps,
+                  num_samples=num_samples, eval_seed=eval_seed, hparams=hparams,
+                  method_kwargs=method_kwargs, resolution=res)
+  try:
+    for target in targets:
+      cfg0 = run_config_for(methods[0], target, steps, seeds[0], hparams, method_kwargs)
+      _, images = loop.prepare(cfg0, bundle=source)
+      reference, _ = evaluate.default_sources(cfg0.data.source)
+      ref = evaluate.as_source(reference, res)
+      few = evaluate.as_source(cfg0.data.source, res)  # the training images, by name
+      kw = dict(reference=ref, few_shot=few, num_samples=num_samples, seed=eval_seed,
+                cache_dir=cache, batch_size=eval_batch_size)
+      t0 = time.time()
+      result = evaluate.evaluate(source, **kw)
+      cells[('source', target)] = [result]
+      notes[target] = (f'{result["reference_kind"]} `{result["reference"]}` '
+                       f'({result["reference_count"]} images)')
+      records.append(dict(result, method='source', target=target, train_seed=None,
+                          train_seconds=0.0, eval_seconds=round(time.time() - t0, 1)))
+      print(f'[{_elapsed(t_start)}] {target} source: {evaluate.summary(result)}', flush=True)
+      blocks.append((f'{target}: source',
+                     evaluate.generate_samples(source, z_grid, eval_seed, eval_batch_size)))
+      for method in methods:
+        for seed in seeds:
+          config = run_config_for(method, target, steps, seed, hparams, method_kwargs)
+          rate_log.rate = float('nan')
+          t0 = time.time()
+          _, adapted = loop.train(config, None, bundle=source, images=images)
+          train_s = time.time() - t0
+          rates.setdefault(method, []).append(rate_log.rate)
+          t0 = time.time()
+          result = evaluate.evaluate(adapted, **kw)
+          eval_s = time.time() - t0
+          cells.setdefault((method, target), []).append(result)
+          records.append(dict(result, method=method, target=target, train_seed=seed,
+                              train_seconds=round(train_s, 1), steps_per_second=rate_log.rate,
+                              eval_seconds=round(eval_s, 1)))
+          print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: train {train_s:.0f}s '
+                f'({rate_log.rate:.2f} it/s), eval {eval_s:.0f}s | {evaluate.summary(result)}',
+                flush=True)
+          if seed == seeds[0]:
+            blocks.append((f'{target}: {method}',
+                           evaluate.generate_samples(adapted, z_grid, eval_seed,
+                                                                 eval_batch_size)))
+  finally:
+    log.removeHandler(rate_log)
+    log.setLevel(level)
+  total = time.time() - t_start
+  table = write_table(os.path.join(out, 'table.md'), rows, targets, cells, notes, settings)
+  grid = write_grid(os.path.join(out, 'grid.png'), blocks)
+  summary = {row: {t: {'cell': _cell(cells.get((row, t), []), 'FID-VGG'),
+                       'FID-VGG': _mean_std([r.get('FID-VGG') for r in cells.get((row, t), [])]),
+                       'intra-LPIPS': _mean_std([r.get(evaluate.INTRA_LPIPS)
+                                                 for r in cells.get((row, t), [])])}
+                   for t in targets} for row in rows}
+  report = dict(settings=settings, seconds=round(total, 1), table=summary,
+                steps_per_second={m: statistics.fmean(v) if all(np.isfinite(v)) else None
+                                  for m, v in rates.items()},
+                reference=notes, runs=records, files={'table': table, 'grid': grid})
+  with open(os.path.join(out, 'results.json'), 'w') as f:
+    json.dump(_finite(report), f, indent=2, default=str)
+  return report
+
+
+def _finite(x):
+  """NaN / inf -> None throughout a JSON tree (strict JSON)."""
+  if isinstance(x, dict):
+    return {k: _finite(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_finite(v) for v in x]
+  if isinstance(x, float) and not np.isfinite(x):
+    return None
+  return x
+
+
+def estimate_seconds(report: dict, *, steps: int, num_samples: int, seeds: int,
+                     targets: int) -> float:
+  """Run time of another setting from a report's measured runs (same methods, machine).
+
+  Per method: the measured per-run overhead (a compile-cached run's time minus
+  its steps at the measured rate) plus `steps` at that rate, and the measured
+  evaluation time scaled linearly in the sample count; per target the source
+  evaluation, likewise scaled. Compilation (once per method) is added as
+  measured. Method-specific init that grows with the setting (EWC's Fisher
+  samples) is not modelled.
+  """
+  s = report['settings']
+  total = 0.0
+  for method in s['methods']:
+    runs = [r for r in report['runs'] if r['method'] == method and r['target'] == s['targets'][0]]
+    rate = report['steps_per_second'].get(method)
+    if not runs or not rate:
+      return float('nan')
+    cached = runs[1:] or runs
+    overhead = max(np.mean([r['train_seconds'] for r in cached]) - s['steps'] / rate, 0.0)
+    compile_s = max(runs[0]['train_seconds'] - np.mean([r['train_seconds'] for r in cached]), 0.0)
+    eval_s = np.mean([r['eval_seconds'] for r in runs]) * num_samples / s['num_samples']
+    total += compile_s + seeds * targets * (overhead + steps / rate + eval_s)
+  source = [r['eval_seconds'] for r in report['runs'] if r['method'] == 'source']
+  total += targets * float(np.mean(source)) * num_samples / s['num_samples']
+  return total
+
+
+def _elapsed(t0: float) -> str:
+  s = int(time.time() - t0)
+  return f'{s // 60}:{s % 60:02d}'
+
+
+def main(argv):
+  del argv
+  from fsig_jax.utils.logs import quiet_logs  # pylint: disable=g-import-not-at-top
+  quiet_logs()
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.get_absl_handler().setLevel(logging.WARNING)  # one printed line per run
+  preset = QUICK if QUICK_FLAG.value else FULL
+  spec = SOURCE.value or (common.ANIME64 if os.path.isdir(common.ANIME64) else None)
+  if spec is None:
+    fail(f'pass --source=MODEL: {common.ANIME64} does not exist yet (a checkpoint, a training '
+         'workdir such as runs/pretrain_anime64, or random:anime64 for a timing run)')
+  methods = [m for m in (METHODS.value or preset['methods']).split(',') if m]
+  targets = [t for t in (TARGETS.value or preset['targets']).split(',') if t]
+  try:
+    seeds = [int(s) for s in (SEEDS.value or preset['seeds']).split(',') if s]
+    hparams = parse_overrides(HPARAMS.value)
+    unknown = [t for t in targets if t not in common.TARGETS + tuple(common.DERIVED)]
+    if unknown:
+      raise ValueError(f'unknown target(s) {unknown}; choose from '
+                       f'{common.TARGETS + tuple(common.DERIVED)}')
+    for m in methods:  # fail now, not after hours of the other methods
+      get_method(run_config.method_names(run_config_for(m, targets[0], 1, 0, hparams, {})))
+    # Compiled steps are reused across seeds (and reruns) through the persistent cache.
+    if not jax.config.jax_compilation_cache_dir:
+      jax.config.update('jax_compilation_cache_dir', os.path.join(OUT.value, 'xla_cache'))
+      jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+    source = load_source(spec)
+    report = run_table(source, methods=methods, targets=targets, seeds=seeds,
+                       steps=STEPS.value or preset['steps'],
+                       num_samples=NUM.value or preset['num_samples'], out=OUT.value,
+                       eval_seed=EVAL_SEED.value, grid_cols=GRID_COLS.value, hparams=hparams,
+                       method_kwargs=preset.get('method_kwargs'), source_name=spec)
+  except (CheckpointError, DataError, run_config.ConfigError, ValueError) as e:
+    fail(str(e))
+  print(open(report['files']['table']).read())
+  print(f'wrote {OUT.value}/table.md, results.json, grid.png in {report["seconds"] / 60:.1f} min')
+  if QUICK_FLAG.value:
+    est = estimate_seconds(report, steps=FULL['steps'], num_samples=FULL['num_samples'],
+                           seeds=len(FULL['seeds'].split(',')),
+                           targets=len(FULL['targets'].split(',')))
+    print(f'estimated time of the full setting on this machine (same methods): '
+          f'{est / 3600:.1f} h (steps, samples, seeds and targets scaled from these runs)')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,72 @@
+"""Evaluation during training: every `config.eval_every` steps.
+
+The loop calls a `PeriodicEval` on the lead process; it scores the adapted
+G_ema with `fsig_jax.metrics.evaluate` under `config.eval` (see
+`run_config.eval_config`), appends the result as one JSON line to
+WORKDIR/eval/metrics.jsonl, logs a summary and returns the scalars for the
+TensorBoard writer ('eval/FID-VGG', ...). Its data are resolved and checked
+when the run starts, so a missing reference folder fails before training, not
+after the first eval_every steps. A resumed run may append a step twice (the
+steps after the last checkpoint are re-run); readers keep the last line per step.
+"""
+import json
+import logging
+import os
+from typing import Dict, Optional
+
+from fsig_jax.data.images import DataError
+from fsig_jax.engine.run_config import ConfigError
+from fsig_jax.metrics import evaluate
+
+log = logging.getLogger('fsig_jax')
+
+
+class PeriodicEval:
+  """Evaluates a bundle under `config.eval` and records the result in `workdir/eval`."""
+
+  def __init__(self, config, workdir: str, images, resolution: int):
+    e = config.eval
+    self.every, self.workdir = int(config.eval_every), workdir
+    self.num_samples, self.seed = int(e.num_samples), int(e.seed)
+    self.batch_size = int(e.batch_size)
+    self.cache_dir = e.cache_dir or os.path.join(workdir, 'eval', 'cache')
+    self.path = os.path.join(workdir, 'eval', 'metrics.jsonl')
+    data = config.data.source or images
+    try:
+      reference, few_shot = evaluate.default_sources(data, e.reference, e.few_shot)
+      self.reference = evaluate.as_source(reference, resolution)
+      self.few_shot = evaluate.as_source(few_shot, resolution)
+      self.metrics = evaluate.resolve_metrics(None if e.metrics == 'auto' else e.metrics, None,
+                                              self.reference, self.few_shot)
+      if 'fid' in self.metrics and self.num_samples < 2:
+        raise ValueError(f'num_samples must be at least 2 for FID-VGG, got {self.num_samples}')
+    except (DataError, ValueError) as err:
+      raise ConfigError(f'config.eval: {err}') from None
+    log.info('evaluating every %d steps: %s on %d samples (reference: %s, few-shot: %s)',
+             self.every, ','.join(self.metrics), self.num_samples,
+             self.reference.description if self.reference else 'the few-shot images',
+             self.few_shot.description if self.few_shot else 'none')
+
+  def due(self, step: int) -> bool:
+    """At multiples of eval_every only (an evaluation costs minutes on CPU, so a short
+    run whose length is not a multiple is not evaluated at its end)."""
+    return step % self.every == 0
+
+  def __call__(self, step: int, bundle) -> Dict[str, float]:
+    result = evaluate.evaluate(bundle, reference=self.reference, few_shot=self.few_shot,
+                               num_samples=self.num_samples, seed=self.seed,
+                               metrics=self.metrics, cache_dir=self.cache_dir,
+                               batch_size=self.batch_size)
+    result = {'step': int(step), **result}
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(evaluate.json_ready(result)) + '\n')
+    log.info('eval at step %d: %s', step, evaluate.summary(result))
+    return {f'eval/{k}': v for k, v in evaluate.scalars(result).items()}
+
+
+def from_config(config, workdir: Optional[str], images, resolution: int) -> Optional[PeriodicEval]:
+  """A PeriodicEval when config.eval_every > 0 and there is a workdir, else None."""
+  if not workdir or not config.eval_every:
+    return None
+  return PeriodicEval(config, workdir, images, resolution)

@@ -1,0 +1,269 @@
+"""The evaluation suite: evaluate(), models from workdirs, periodic eval, launch/eval.py,
+benchmarks/fsig_table.py, and clear errors for bad evaluation inputs."""
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, shared_path
+from engine_utils import tiny_bundle, tiny_images
+from test_engine_loop import tiny_config
+from fsig_jax.convert.errors import CheckpointError
+from fsig_jax.engine import export, loop, run_config
+from fsig_jax.metrics import evaluate, features, fid
+from fsig_jax.utils.images import to_uint8
+
+
+BATCH = 8  # one batch size everywhere: each network compiles for one shape
+
+
+def write_pngs(folder, images):
+  folder.mkdir(parents=True, exist_ok=True)
+  for i, im in enumerate(to_uint8(images)):
+    Image.fromarray(im).save(folder / f'{i:02d}.png')
+  return folder
+
+
+def run(*args):
+  return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  """A finished 4-step tiny run on a folder of 8 images, evaluated at steps 2 and 4."""
+  tmp = tmp_path_factory.mktemp('run')
+  c = tiny_config(4, eval_every=2)
+  c.data.source = str(write_pngs(tmp / 'shots', tiny_images(8)))
+  c.eval.num_samples = 16
+  c.eval.metrics = 'kid_vgg'  # FID-VGG and intra-LPIPS are covered below (each costs seconds)
+  c.eval.batch_size = BATCH
+  wd = tmp / 'wd'
+  _, adapted = loop.train(c, str(wd), bundle=tiny_bundle())
+  return wd, adapted
+
+
+def _finite(result, *keys):
+  return all(np.isfinite(result[k]) for k in keys)
+
+
+def test_evaluate_returns_labelled_finite_numbers_and_caches(tmp_path, monkeypatch):
+  bundle = tiny_bundle()
+  ref = write_pngs(tmp_path / 'test', tiny_images(8, seed=5))
+  shots = tiny_images(3, seed=7)
+  cache = tmp_path / 'cache'
+  r = evaluate.evaluate(bundle, reference=str(ref), few_shot=shots, num_samples=16, seed=0,
+                        cache_dir=str(cache), batch_size=BATCH)
+  assert r['metrics'] == ['FID-VGG', 'KID-VGG', 'intra-LPIPS', 'intra-LPIPS_std']
+  assert _finite(r, 'FID-VGG', 'KID-VGG', 'intra-LPIPS') and r['FID-VGG'] > 0
+  assert 0 < r['intra-LPIPS'] < 1 and sum(r['intra_lpips_cluster_sizes']) == 16
+  assert (r['num_samples'], r['reference_count'], r['few_shot_count']) == (16, 8, 3)
+  assert r['reference_kind'] == evaluate.REF_HELD_OUT and r['reference'] == str(ref)
+  assert r['feature_network'] == 'vgg16-lpips' and 'not Inception' in ' '.join(r['notes'])
+  names = sorted(os.listdir(cache))  # features and statistics, keyed by the network
+  assert [n.split('_')[0] for n in names] == ['vgg16-lpips'] * 2
+  assert [n.rsplit('_', 1)[1] for n in names] == ['features.npz', 'stats.npz']
+  json.dumps(evaluate.json_ready(r), allow_nan=False)
+
+  # Second run: the reference comes from the cache (the images are never read again),
+  # and the same seed scores the same samples.
+  def no_loading(*a, **k):
+    raise AssertionError('reference images were loaded despite the cache')
+  monkeypatch.setattr(evaluate, 'load_images', no_loading)
+  again = evaluate.evaluate(bundle, reference=str(ref), num_samples=16, seed=0,
+                            metrics='fid_vgg,kid_vgg', cache_dir=str(cache), batch_size=BATCH)
+  assert again['FID-VGG'] == pytest.approx(r['FID-VGG'], rel=1e-6)
+  assert again['KID-VGG'] == pytest.approx(r['KID-VGG'], rel=1e-6)
+  monkeypatch.undo()
+  # Without a reference the few-shot images are the reference, and the result says so.
+  few = evaluate.evaluate(bundle, few_shot=tiny_images(8), num_samples=16, metrics='kid_vgg',
+                          batch_size=BATCH)
+  assert few['reference_kind'] == evaluate.REF_FEW_SHOT and few['metrics'] == ['KID-VGG']
+
+
+def test_latents_are_prefix_stable():
+  b = tiny_bundle()
+  np.testing.assert_array_equal(evaluate.sample_latents(b, 3, 1),
+                                evaluate.sample_latents(b, 7, 1)[:3])
+
+
+def test_default_sources():
+  assert evaluate.default_sources('derived:anime_sketch:train10') == (
+      'derived:anime_sketch:test', 'derived:anime_sketch:train10')
+  shots = tiny_images(10)
+  ref, few = evaluate.default_sources(shots)
+  assert ref is None and few is shots
+  assert evaluate.default_sources('derived:anime_sketch:train10', reference='', few_shot='') == (
+      None, None)
+
+
+def test_config_eval_settings():
+  sys.path.insert(0, str(ROOT))
+  from configs import offline, pretrain_anime64  # pylint: disable=g-import-not-at-top
+  sketch = offline.get_config('cdc,anime_sketch')
+  assert sketch.eval_every == 500 and sketch.eval.num_samples == 1000
+  assert evaluate.default_sources(sketch.data.source, sketch.eval.reference,
+                                  sketch.eval.few_shot) == (
+      'derived:anime_sketch:test', 'derived:anime_sketch:train10')
+  babies = offline.get_config('tgan,babies')  # no test set: intra-LPIPS, FID-VGG vs the shots
+  assert babies.eval.reference == '' and babies.eval.few_shot == 'auto'
+  pre = pretrain_anime64.get_config()
+  assert pre.eval_every == 5000 and pre.eval.num_samples == 2000 and pre.eval.few_shot == ''
+  assert pre.eval.reference.endswith(os.path.join('anime_faces_64', 'test'))
+  assert 'eval' in run_config.RESUMABLE_CHANGES and 'eval_every' in run_config.RESUMABLE_CHANGES
+
+
+def test_periodic_eval_writes_jsonl(workdir):
+  wd, _ = workdir
+  lines = [json.loads(l) for l in (wd / 'eval' / 'metrics.jsonl').read_text().splitlines()]
+  assert [l['step'] for l in lines] == [2, 4]
+  for l in lines:
+    assert np.isfinite(l['KID-VGG']) and l['num_samples'] == 16
+    assert l['reference_kind'] == evaluate.REF_FEW_SHOT and l['reference_count'] == 8
+  assert json.loads((wd / 'config.json').read_text())['eval']['metrics'] == 'kid_vgg'
+
+
+def test_periodic_eval_checks_its_data_before_training(tmp_path):
+  c = tiny_config(2, eval_every=1)
+  c.eval.reference = str(tmp_path / 'missing')
+  with pytest.raises(run_config.ConfigError, match=r'config.eval: .*missing.*does not exist'):
+    loop.train(c, str(tmp_path / 'wd'), bundle=tiny_bundle(), images=tiny_images(8))
+  assert not (tmp_path / 'wd' / 'checkpoints').exists()
+
+
+def test_bundle_from_workdir_model_and_checkpoints(workdir, tmp_path):
+  wd, adapted = workdir
+  z = np.asarray(evaluate.sample_latents(adapted, 4, 0))
+  want = np.asarray(adapted.generate(z))
+  bundle, step = export.bundle_from_workdir(str(wd))
+  assert step == 4 and 'model/' in bundle.source
+  np.testing.assert_array_equal(np.asarray(bundle.generate(z)), want)
+
+  # Checkpoints only (a run still training): the newest, or the asked-for step.
+  live = tmp_path / 'live'
+  shutil.copytree(wd, live, ignore=shutil.ignore_patterns('model', 'run.json'))
+  bundle, step = export.bundle_from_workdir(str(live))
+  assert step == 4 and 'checkpoint at step 4' in bundle.source
+  np.testing.assert_allclose(np.asarray(bundle.generate(z)), want, atol=1e-6)
+  assert set(bundle.nets) == {'G_ema', 'G', 'D'}
+  bundle.discriminate(np.asarray(want))
+  b2, step = export.bundle_from_workdir(str(live), step=2)
+  assert step == 2 and not np.allclose(np.asarray(b2.generate(z)), want)
+  with pytest.raises(CheckpointError, match=r'no checkpoint at step 3; it has steps \[2, 4\]'):
+    export.bundle_from_workdir(str(live), step=3)
+  with pytest.raises(CheckpointError, match='no config.json'):
+    export.bundle_from_workdir(str(tmp_path))
+
+
+def test_eval_cli_writes_json_and_grid(workdir):
+  wd, _ = workdir
+  r = run('launch/eval.py', f'--workdir={wd}', '--num_samples=16', '--metrics=fid_vgg,kid_vgg',
+          '--grid=6', f'--batch_size={BATCH}')
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = json.loads((wd / 'eval' / 'metrics_step4.json').read_text())
+  assert out['step'] == 4 and _finite(out, 'FID-VGG', 'KID-VGG')
+  assert out['reference_kind'] == evaluate.REF_FEW_SHOT  # a 10-shot-like run, no test set
+  # Same model, samples and reference as the periodic evaluation at step 4.
+  last = json.loads((wd / 'eval' / 'metrics.jsonl').read_text().splitlines()[-1])
+  assert out['KID-VGG'] == pytest.approx(last['KID-VGG'], rel=1e-6)
+  grid = np.asarray(Image.open(wd / 'eval' / 'metrics_step4.png'))
+  assert grid.shape == (2 + 2 * 18, 2 + 3 * 18, 3)  # 6 samples of 16 px, 3 per row
+  assert 'FID-VGG' in r.stdout and 'wrote' in r.stdout
+
+
+def test_eval_cli_bad_inputs_one_line(tmp_path):
+  png = write_pngs(tmp_path / 'imgs', tiny_images(1)) / '00.png'
+  for args, message in [
+      ([f'--workdir={tmp_path / "nope"}'], 'does not exist'),
+      ([f'--checkpoint={png}', '--few_shot=x'], 'unknown checkpoint format'),
+      ([f'--checkpoint={png}'], '--checkpoint needs --reference'),
+  ]:
+    r = run('launch/eval.py', *args)
+    assert r.returncode == 2, (args, r.stderr[-2000:])
+    assert 'Traceback' not in r.stderr and 'fsig-jax: error:' in r.stderr, r.stderr[-2000:]
+    assert message in r.stderr, (message, r.stderr[-2000:])
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+def test_too_few_samples_for_a_covariance():
+  b = tiny_bundle()
+  with pytest.raises(ValueError, match='num_samples must be at least 2, got 1'):
+    evaluate.evaluate(b, few_shot=tiny_images(4), num_samples=1, metrics='fid_vgg')
+  with pytest.raises(ValueError, match='array of 1 images has 1 image.s., at least 2 are needed'):
+    evaluate.evaluate(b, reference=tiny_images(1), num_samples=4, metrics='fid_vgg')
+
+
+def test_images_of_mixed_sizes():
+  mixed = [np.zeros((16, 16, 3), np.float32), np.zeros((32, 32, 3), np.float32)]
+  with pytest.raises(ValueError, match=r'mixed sizes .*\(1 x \(16, 16, 3\), 1 x \(32, 32, 3\)\)'):
+    evaluate.evaluate(tiny_bundle(), reference=mixed, num_samples=4)
+
+
+def test_statistics_from_another_feature_network(tmp_path):
+  other = features.FeatureExtractor('other-net', 3, lambda x: x.mean(axis=(1, 2)))
+  b = tiny_bundle()
+  evaluate.evaluate(b, reference=tiny_images(4), num_samples=4, metrics='fid', extractor=other,
+                    cache_dir=str(tmp_path), batch_size=BATCH)
+  stats_file = next(p for p in tmp_path.iterdir() if p.name.endswith('_stats.npz'))
+  with pytest.raises(ValueError, match="computed with feature network 'other-net', not "
+                                       "'vgg16-lpips'"):
+    evaluate.evaluate(b, reference=str(stats_file), num_samples=4, batch_size=BATCH)
+  # The same file with its own network works, and KID is refused with the reason.
+  r = evaluate.evaluate(b, reference=str(stats_file), num_samples=4, extractor=other,
+                        batch_size=BATCH)
+  assert r['metrics'] == ['FID[other-net]'] and r['reference_kind'] == evaluate.REF_STATS
+  with pytest.raises(ValueError, match='only their mean and covariance'):
+    evaluate.evaluate(b, reference=str(stats_file), num_samples=4, extractor=other,
+                      metrics='fid,kid')
+  with pytest.raises(ValueError, match='computed at 16px, but the images to compare are 32px'):
+    fid.load_stats_file(str(stats_file), feature_name='other-net', resolution=32)
+
+
+def test_metric_without_its_data():
+  with pytest.raises(ValueError, match='intra_lpips needs the few-shot training images'):
+    evaluate.evaluate(tiny_bundle(), reference=tiny_images(4), metrics='intra_lpips')
+  with pytest.raises(ValueError, match="Unknown metric 'fdi'"):
+    evaluate.evaluate(tiny_bundle(), reference=tiny_images(4), metrics='fdi')
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def _fsig_table():
+  spec = importlib.util.spec_from_file_location('fsig_table', ROOT / 'benchmarks' / 'fsig_table.py')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_fsig_table_tiny(tmp_path):
+  shared_path('data', 'ten_shot', 'babies')
+  table = _fsig_table()
+  out = tmp_path / 'table'
+  report = table.run_table(tiny_bundle(), methods=['tgan'], targets=['babies'], seeds=[0, 1],
+                           steps=2, num_samples=16, out=str(out), grid_cols=4,
+                           eval_batch_size=BATCH,
+                           hparams={'d_reg_every': 2, 'g_reg_every': 2})
+  md = (out / 'table.md').read_text()
+  assert '| method | babies |' in md
+  rows = [l.split('|')[1].strip() for l in md.splitlines() if l.startswith('| ') and
+          not l.startswith('| method')]
+  assert rows == ['source', 'tgan']
+  tgan = next(l for l in md.splitlines() if l.startswith('| tgan'))
+  assert re.search(r'\| [0-9.]+ ± [0-9.]+ / 0\.\d{3} ± 0\.\d{3} \|', tgan), tgan
+  assert 'babies: few-shot training images' in md and 'FID-VGG' in md
+  results = json.loads((out / 'results.json').read_text())
+  assert [(r['method'], r['train_seed']) for r in results['runs']] == [
+      ('source', None), ('tgan', 0), ('tgan', 1)]
+  assert report['table']['tgan']['babies']['cell'] in tgan
+  grid = Image.open(out / 'grid.png')
+  assert grid.size[1] == 2 + 2 * 18  # two rows (source, tgan) of 16 px samples
