@@ -1,4 +1,5 @@
 """The run loop: resume, crash safety, non-finite losses, config checks, adapt()."""
+import json
 import os
 import signal
 import subprocess
@@ -62,6 +63,16 @@ def test_resume_with_another_config_is_refused(tmp_path):
   changed.hparams.lr = 0.001
   with pytest.raises(run_config.ConfigError, match=r'hparams.lr: 0.002 -> 0.001.*new --workdir'):
     final_leaves(changed, wd)
+
+
+def test_settings_added_later_at_their_default_do_not_block_resume():
+  saved = json.loads(tiny_config(2).to_json_best_effort())
+  del saved['hparams']['loss']  # as written by an fsig-jax before hparams.loss existed
+  run_config.check_resumable(json.dumps(saved), tiny_config(4), 'wd')
+  changed = tiny_config(4)
+  changed.hparams.loss = 'wgan_gp'
+  with pytest.raises(run_config.ConfigError, match=r"hparams.loss: None -> 'wgan_gp'"):
+    run_config.check_resumable(json.dumps(saved), changed, 'wd')
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):

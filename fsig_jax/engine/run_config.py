@@ -72,23 +72,31 @@ def method_kwargs(config) -> Dict[str, Dict[str, Any]]:
 
 
 def check_resumable(saved_json: str, config, workdir: str):
-  """Raises ConfigError when `config` would change a run saved in `workdir`."""
+  """Raises ConfigError when `config` would change a run saved in `workdir`.
+
+  A setting missing from the saved config (added to fsig-jax after the run
+  started) is no change when it holds its default value, so an upgraded
+  fsig-jax resumes older runs.
+  """
   saved = json.loads(saved_json)
   now = json.loads(config.to_json_best_effort())
+  defaults = json.loads(default_config().to_json_best_effort())
   diffs = []
 
-  def walk(a, b, prefix=''):
+  def walk(a, b, d, prefix=''):
     for k in sorted(set(a) | set(b)):
       key = f'{prefix}{k}'
       if key in RESUMABLE_CHANGES:
         continue
       va, vb = a.get(k), b.get(k)
+      if k not in a and isinstance(d, dict) and k in d and d[k] == vb:
+        continue  # a newer setting at its default
       if isinstance(va, dict) and isinstance(vb, dict):
-        walk(va, vb, key + '.')
+        walk(va, vb, d.get(k) if isinstance(d, dict) else None, key + '.')
       elif va != vb:
         diffs.append(f'{key}: {va!r} -> {vb!r}')
 
-  walk(saved, now)
+  walk(saved, now, defaults)
   if diffs:
     raise ConfigError(
         f'{workdir} holds a run started with a different config ({"; ".join(diffs[:5])}). '
