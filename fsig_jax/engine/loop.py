@@ -125,6 +125,32 @@ def _sample_grid(path: str, source_row: np.ndarray, adapted: ModelBundle, z) -> 
   return save_grid(path, imgs, ncol=z.shape[0])
 
 
+def log_and_checkpoint(config, step: int, start: int, metrics: dict, progress: Progress,
+                       writer, mngr, state):
+  """After step `step`: logs at log_every (and the first and last step), saves a
+  checkpoint at checkpoint_every and at the end."""
+  if step % config.log_every == 0 or step == config.steps or step == start + 1:
+    log.info(progress.line(step, metrics))
+    if writer is not None:
+      writer.write_scalars(step, metrics)
+  if mngr is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+    _save(mngr, step, state)
+
+
+def export_run(workdir: Optional[str], writer, model: ModelBundle, step: int, method: str,
+               source: str):
+  """End of a run: flushes the logs; the lead process writes model/ and then
+  run.json, whose presence marks the export complete."""
+  if workdir is None:
+    return
+  if writer is not None:
+    writer.flush()
+  if jax.process_index() == 0:
+    save_bundle(model, os.path.join(workdir, 'model'), overwrite=True)
+    with open(os.path.join(workdir, 'run.json'), 'w') as f:
+      json.dump({'steps': step, 'method': method, 'source': source}, f, indent=2)
+
+
 def open_workdir(config, workdir: Optional[str], state, model_config):
   """(checkpoint manager, state): writes or checks workdir/config.json (a resume
   must not change the run), records the architecture, restores the newest
@@ -225,12 +251,7 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
     metrics = {k: float(v) for k, v in _host(metrics).items()}
     check_finite(metrics, step)
     state, step = new_state, step + 1
-    if step % config.log_every == 0 or step == config.steps or step == start + 1:
-      log.info(progress.line(step, metrics))
-      if writer is not None:
-        writer.write_scalars(step, metrics)
-    if mngr is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-      _save(mngr, step, state)
+    log_and_checkpoint(config, step, start, metrics, progress, writer, mngr, state)
     if workdir is not None and lead and config.sample_every and (
         step % config.sample_every == 0 or step == config.steps):
       if source_row is None:
@@ -246,13 +267,8 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
 
   adapted = state_to_bundle(_host(state), bundle,
                             source=f'adapted({method.name}) from {bundle.source}')
-  if workdir is not None:
-    if writer is not None:
-      writer.flush()
-    if lead:
-      save_bundle(adapted, os.path.join(workdir, 'model'), overwrite=True)
-      for path in method.report(_host(state['method']), workdir):
-        log.info('wrote %s', path)
-      with open(os.path.join(workdir, 'run.json'), 'w') as f:
-        json.dump({'steps': step, 'method': method.name, 'source': bundle.source}, f, indent=2)
+  if workdir is not None and lead:
+    for path in method.report(_host(state['method']), workdir):
+      log.info('wrote %s', path)
+  export_run(workdir, writer, adapted, step, method.name, bundle.source)
   return state, adapted

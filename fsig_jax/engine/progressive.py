@@ -23,7 +23,6 @@ The state has the engine's layout (step, key, G/D {'net'}, G_ema, G_buffers,
 opt_G/opt_D), so checkpoints, `state_to_bundle` and the exported model are the
 engine's; the run resumes bit-identically like any engine run.
 """
-import json
 import logging
 import math
 import os
@@ -35,7 +34,6 @@ import ml_collections
 import numpy as np
 import optax
 
-from fsig_jax.convert.load import save_bundle
 from fsig_jax.data.sources import BatchSampler
 from fsig_jax.engine import loop, parallel, run_config
 from fsig_jax.engine.state import state_to_bundle
@@ -189,12 +187,7 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
     metrics = {k: float(v) for k, v in loop._host(metrics).items()}  # pylint: disable=protected-access
     loop.check_finite(metrics, step)
     state, step = new_state, step + 1
-    if step % config.log_every == 0 or step == config.steps or step == start + 1:
-      log.info(progress.line(step, metrics))
-      if writer is not None:
-        writer.write_scalars(step, metrics)
-    if mngr is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-      loop._save(mngr, step, state)  # pylint: disable=protected-access
+    loop.log_and_checkpoint(config, step, start, metrics, progress, writer, mngr, state)
     if workdir is not None and lead and config.sample_every and (
         step % config.sample_every == 0 or step == config.steps):
       g = loop._host(state['G_ema'])  # pylint: disable=protected-access
@@ -207,11 +200,5 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
 
   model = state_to_bundle(loop._host(state), bundle,  # pylint: disable=protected-access
                           source=f'progan pretrained on {config.data.source}')
-  if workdir is not None and lead:
-    if writer is not None:
-      writer.flush()
-    save_bundle(model, os.path.join(workdir, 'model'), overwrite=True)
-    with open(os.path.join(workdir, 'run.json'), 'w') as f:
-      json.dump({'steps': step, 'method': 'progan-progressive', 'source': bundle.source}, f,
-                indent=2)
+  loop.export_run(workdir, writer, model, step, 'progan-progressive', bundle.source)
   return state, model

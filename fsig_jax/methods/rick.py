@@ -137,6 +137,17 @@ def _per_filter_tree(params, side: str, g_conv=None, g_fc=None, d=None):
   return jax.tree_util.tree_map_with_path(leaf, params)
 
 
+def history_rows(g_params, d_params) -> List[Tuple[str, str, Tuple[str, ...]]]:
+  """(plot row name, side, path of the mask leaf it summarises) per screened layer."""
+  rows = []
+  for b, c in g_layers(g_params):
+    rows.append((f'G.{b}.{c}.conv', 'G', ('synthesis', b, c, 'kernel')))
+    if 'affine' in g_params['synthesis'][b][c]:
+      rows.append((f'G.{b}.{c}.affine', 'G', ('synthesis', b, c, 'affine', 'bias')))
+  rows += [(f'D.{b}.{c}', 'D', (b, c, 'kernel')) for b, c in d_layers(d_params)]
+  return rows
+
+
 def trainable(side: str, names: Tuple[str, ...], warm: bool) -> bool:
   """Which leaves RICK trains at all (official optimiser parameter lists)."""
   if side == 'G':
@@ -221,16 +232,8 @@ def rick(fisher_quantile: float = 75.0, prune_quantile: float = 0.1, warmup_iter
       for k in names:
         node = node[k]
       return jnp.mean(node)
-    rows = {}
-    for b, c in g_layers(g_params):
-      tags = [('conv', ('synthesis', b, c, 'kernel'))]
-      if 'affine' in g_params['synthesis'][b][c]:
-        tags.append(('affine', ('synthesis', b, c, 'affine', 'bias')))
-      for tag, names in tags:
-        rows[f'G.{b}.{c}.{tag}'] = jnp.stack([frac(prune, 'G', names), frac(freeze, 'G', names)])
-    for b, c in d_layers(d_params):
-      rows[f'D.{b}.{c}'] = jnp.stack([frac(prune, 'D', (b, c, 'kernel')),
-                                      frac(freeze, 'D', (b, c, 'kernel'))])
+    rows = {name: jnp.stack([frac(prune, side, names), frac(freeze, side, names)])
+            for name, side, names in history_rows(g_params, d_params)}
     ok = i < max_estimates
     idx = jnp.minimum(i, max_estimates - 1)
     new = {'step': jnp.where(ok, history['step'].at[idx].set(step), history['step'])}
@@ -249,17 +252,10 @@ def rick(fisher_quantile: float = 75.0, prune_quantile: float = 0.1, warmup_iter
       images = images[np.linspace(0, images.shape[0] - 1, max_images).astype(int)]
     n = num_fisher_img * (fisher_batch or hp.batch_size)
     k_z, k_est = jax.random.split(ictx.key)
-    syn = g['params']['synthesis']
-    g_zero = _per_filter_tree(
-        g['params'], 'G',
-        {k: jnp.zeros(v.shape[-1]) for k, v in _kernels(g['params'], 'G')},
-        {(b, c): jnp.zeros(syn[b][c]['affine']['bias'].shape) for b, c in g_layers(g['params'])
-         if 'affine' in syn[b][c]})
-    d_zero = _per_filter_tree(d['params'], 'D',
-                              d={k: jnp.zeros(v.shape[-1]) for k, v in _kernels(d['params'], 'D')})
-    rows = (['G.' + '.'.join(l) + t for l in g_layers(g['params']) for t in ('.conv', '.affine')
-             if t == '.conv' or 'affine' in syn[l[0]][l[1]]]
-            + ['D.' + '.'.join(l) for l in d_layers(d['params'])])
+    none = jax.tree.map(jnp.zeros_like, filter_importance(g['params'], d['params']))
+    g_zero = _per_filter_tree(g['params'], 'G', none['g_conv'], none['g_fc'])
+    d_zero = _per_filter_tree(d['params'], 'D', d=none['d'])
+    rows = [name for name, _, _ in history_rows(g['params'], d['params'])]
     ms = {
         'd_ema': d['params'],
         'zs': jax.random.normal(k_z, (n, bundle.config.z_dim), jnp.float32),
@@ -303,13 +299,6 @@ def rick(fisher_quantile: float = 75.0, prune_quantile: float = 0.1, warmup_iter
 
   return Method(name='rick', init=init, update=update, grad_transform=grad_transform,
                 param_transform=param_transform, report=report)
-
-
-def _kernels(params, side: str):
-  """(layer, kernel) of the screened layers of one side."""
-  if side == 'G':
-    return [((b, c), params['synthesis'][b][c]['kernel']) for b, c in g_layers(params)]
-  return [((b, c), params[b][c]['kernel']) for b, c in d_layers(params)]
 
 
 def report(ms, outdir: str) -> List[str]:
