@@ -5,8 +5,9 @@
 Re-run the same command to resume (checkpoints every 500 steps). Every 5000
 steps FID-VGG / KID-VGG against the 2,000 test faces are logged and appended to
 WORKDIR/eval/metrics.jsonl; `python launch/eval.py --workdir=...` evaluates any
-checkpoint, also while the run trains. The result's
-`model/` directory is what ships as models/anime64 (see MODEL_CARD there).
+checkpoint, also while the run trains. `python launch/release_model.py
+--workdir=... --out=models/anime64` turns the run into the shipped model and
+writes its MODEL_CARD.md.
 
 Hyper-parameters follow stylegan2-ada-pytorch train.py's 'auto' config for
 64 px, where it applies: lr 0.0025, R1 gamma = 0.0002 * res^2 / batch,

@@ -36,6 +36,7 @@ def test_notebook_code_compiles(path):
   compile(notebook_code(path), str(path), 'exec')
 
 
+@pytest.mark.slow
 def test_quickstart_executes_with_tiny_settings(tmp_path):
   source = ROOT / 'models' / 'anime64'
   if not source.is_dir():  # before the shipped model exists: a small official-format one

@@ -3,11 +3,14 @@
 Our outputs must match the arrays the official code produced within 1e-3 max
 absolute difference: plain, truncated and style-mixed images, and D logits.
 """
+import pathlib
+
 import numpy as np
 import pytest
 
 import fsig_jax
 from conftest import shared_path
+from engine_utils import leaves_with_paths
 
 TOL = 1e-3
 
@@ -106,3 +109,24 @@ def test_orbax_round_trip_is_exact(which, request, tmp_path):
                                 bundle.generate(e['z'], truncation=0.7))
   np.testing.assert_array_equal(again.discriminate(nhwc(e['img'])),
                                 bundle.discriminate(nhwc(e['img'])))
+
+
+def test_float16_storage_of_a_net(rosinality, tmp_path):
+  """The shipped model stores D as float16: read back as float32, G untouched."""
+  bundle, _ = rosinality
+  full = fsig_jax.save_bundle(bundle, str(tmp_path / 'f32'))
+  half = fsig_jax.save_bundle(bundle, str(tmp_path / 'f16'), float16=['D'])
+  (tmp_path / 'f16' / 'MODEL_CARD.md').write_text('notes beside the checkpoint are fine')
+  again = fsig_jax.load_pretrained(half)
+  for name in bundle.nets:
+    want, got = leaves_with_paths(bundle.nets[name]), leaves_with_paths(again.nets[name])
+    assert sorted(want) == sorted(got)
+    for k, w in want.items():
+      assert got[k].dtype == w.dtype, (name, k)
+      expect = w.astype(np.float16).astype(np.float32) if name == 'D' else w
+      np.testing.assert_array_equal(got[k], expect, err_msg=f'{name}{k}')
+  size = lambda p: sum(f.stat().st_size for f in p.rglob('*') if f.is_file())  # noqa: E731
+  d_bytes = sum(v.nbytes for v in leaves_with_paths(bundle.nets['D']).values())
+  assert size(tmp_path / 'f16') < size(pathlib.Path(full)) - 0.4 * d_bytes  # D at half size
+  with pytest.raises(ValueError, match='Dx.*no such nets'):
+    fsig_jax.save_bundle(bundle, str(tmp_path / 'bad'), float16=['Dx'])

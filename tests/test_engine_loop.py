@@ -114,6 +114,7 @@ print('DONE')
 '''
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume(uninterrupted, tmp_path):
   """Kill -9 the run repeatedly (some kills land mid-checkpoint), then finish it."""
   wd = str(tmp_path / 'wd')

@@ -122,8 +122,11 @@ def test_unknown_method_is_named():
     get_method(['cdcc'])
 
 
+# One device with XLA's native convolutions vs 8 devices with the im2col path
+# (the CPU default; the test run otherwise uses native convs, see conftest.py):
+# both equivalences in one pair of compiles, each also checked alone elsewhere.
 DP_SCRIPT = r'''
-import jax, jax.numpy as jnp, numpy as np, sys
+import jax, jax.numpy as jnp, numpy as np, os, sys
 sys.path.insert(0, 'tests')
 from engine_utils import TINY, leaves_with_paths, tiny_bundle, tiny_hparams, tiny_images
 from fsig_jax.engine import parallel
@@ -135,7 +138,8 @@ hp = tiny_hparams(batch_size=8)
 method = get_method('tgan')
 images = tiny_images(8)
 out = []
-for mesh in (None, parallel.make_mesh()):
+for mesh, conv in ((None, 'native'), (parallel.make_mesh(), 'im2col')):
+  os.environ['FSIG_CONV_IMPL'] = conv  # read when the step is traced
   state = init_state(tiny_bundle(), hp, method, jax.random.PRNGKey(1))
   step = make_train_step(TINY, hp, method, mesh=mesh)
   if mesh is not None:
@@ -153,6 +157,7 @@ assert worst < 1e-4, worst
 '''
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device():
   env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
          'JAX_PLATFORMS': 'cpu'}

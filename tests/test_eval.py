@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, shared_path
-from engine_utils import tiny_bundle, tiny_images
+from engine_utils import leaves_with_paths, tiny_bundle, tiny_images
 from test_engine_loop import tiny_config
 from fsig_jax.convert.errors import CheckpointError
+from fsig_jax.convert.load import load_pretrained
 from fsig_jax.engine import export, loop, run_config
 from fsig_jax.metrics import evaluate, features, fid
 from fsig_jax.utils.images import to_uint8
@@ -178,6 +179,51 @@ def test_eval_cli_writes_json_and_grid(workdir):
   assert 'FID-VGG' in r.stdout and 'wrote' in r.stdout
 
 
+def test_real_floor_of_a_set_against_itself_is_zero(tmp_path):
+  folder = write_pngs(tmp_path / 'faces', tiny_images(8, seed=11))
+  other = write_pngs(tmp_path / 'other', tiny_images(8, seed=12))
+  same = evaluate.real_floor(folder, folder, num_images=8, resolution=16, batch_size=BATCH)
+  diff = evaluate.real_floor(folder, other, num_images=8, resolution=16, batch_size=BATCH)
+  assert abs(same['FID-VGG']) < 1e-2 and diff['FID-VGG'] > 1.0, (same, diff)
+  assert same['num_images'] == 8 and same['reference_count'] == 8
+  with pytest.raises(evaluate.DataError, match='has 8 images; the floor needs num_images=9'):
+    evaluate.real_floor(folder, other, num_images=9, resolution=16)
+
+
+def test_release_model_writes_model_card(workdir, tmp_path):
+  """launch/release_model.py: shipped G_ema exact, D in float16, card numbers as computed."""
+  wd, adapted = workdir
+  ref = write_pngs(tmp_path / 'held_out', tiny_images(8, seed=5))
+  out = tmp_path / 'model'
+  r = run('launch/release_model.py', f'--workdir={wd}', f'--out={out}', f'--reference={ref}',
+          '--num_samples=8', '--hardware=test machine', f'--cache_dir={tmp_path / "cache"}')
+  assert r.returncode == 0, r.stderr[-3000:]
+  shipped = load_pretrained(str(out))
+  assert sorted(shipped.nets) == ['D', 'G_ema']
+  for k, v in leaves_with_paths(adapted.nets['G_ema']).items():
+    np.testing.assert_array_equal(leaves_with_paths(shipped.nets['G_ema'])[k], v, err_msg=k)
+  for k, v in leaves_with_paths(adapted.nets['D']).items():
+    got = leaves_with_paths(shipped.nets['D'])[k]
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, v.astype(np.float16).astype(np.float32), err_msg=k)
+  card = json.loads((out / 'card.json').read_text())
+  assert card['training']['steps'] == 4 and card['training']['processes'] == 1
+  assert card['training']['images_seen'] == 4 * card['hparams']['batch_size']
+  assert card['training']['seconds'] > 0 and card['hardware'] == 'test machine'
+  model, floor = card['model_scores'], card['floor_scores']
+  assert _finite(model, 'FID-VGG', 'KID-VGG') and _finite(floor, 'FID-VGG', 'KID-VGG')
+  text = (out / 'MODEL_CARD.md').read_text()
+  assert f"| FID-VGG | {model['FID-VGG']:.4g} | {floor['FID-VGG']:.4g} |" in text
+  assert np.asarray(Image.open(out / 'samples.png')).shape == (2 + 8 * 18, 2 + 8 * 18, 3)
+  # Scores are of the shipped (float16-D) model, from the same latents as launch/eval.py.
+  again = evaluate.evaluate(shipped, reference=str(ref), num_samples=8, metrics='fid_vgg',
+                            batch_size=32)
+  assert again['FID-VGG'] == pytest.approx(model['FID-VGG'], rel=1e-5)
+  r = run('launch/release_model.py', f'--workdir={wd}', f'--out={out}', f'--reference={ref}')
+  assert r.returncode == 2 and 'exists; pass --overwrite' in r.stderr, r.stderr[-2000:]
+  assert 'Traceback' not in r.stderr
+
+
 def test_eval_cli_bad_inputs_one_line(tmp_path):
   png = write_pngs(tmp_path / 'imgs', tiny_images(1)) / '00.png'
   for args, message in [
@@ -245,6 +291,7 @@ def _fsig_table():
   return module
 
 
+@pytest.mark.slow
 def test_fsig_table_tiny(tmp_path):
   shared_path('data', 'ten_shot', 'babies')
   table = _fsig_table()

@@ -351,6 +351,7 @@ def test_paper_configs(module, quantile, steps, tmp_path, monkeypatch):
   assert offline.get_config('adam,babies').method.names == 'adam'
 
 
+@pytest.mark.slow
 def test_cli_runs_the_babies_config_end_to_end(tmp_path):
   """configs/adam_babies.py on the tiny model (saved as a checkpoint) and 8 PNGs."""
   from PIL import Image  # pylint: disable=g-import-not-at-top

@@ -208,7 +208,7 @@ def test_masks_survive_resume_and_the_plot_is_written(tmp_path):
 def test_ewc_plus_rick_from_adapt():
   adapted, state = fsig_jax.adapt(
       tiny_bundle(), tiny_images(4), method=('ewc', 'rick'), steps=2, batch_size=2,
-      d_reg_every=2, g_reg_every=2,
+      r1_gamma=0.0, pl_weight=0.0,  # regularisers with masks: see the `run` fixture
       method_kwargs={'ewc': dict(n_samples=4, chunk=4),
                      'rick': dict(warmup_iter=0, fisher_freq=2, num_fisher_img=1, chunk=2,
                                   prune_quantile=20.0)})
@@ -225,7 +225,7 @@ def test_adam_plus_rick_from_adapt():
   exported (folded) model."""
   adapted, state = fsig_jax.adapt(
       tiny_bundle(), tiny_images(4), method=('adam', 'rick'), steps=3, batch_size=2,
-      d_reg_every=2, g_reg_every=2,
+      r1_gamma=0.0, pl_weight=0.0,  # regularisers with masks: see the `run` fixture
       method_kwargs={'adam': dict(probe_steps=2, num_batch_fisher=1),
                      'rick': dict(warmup_iter=1, fisher_freq=1, num_fisher_img=1, chunk=2,
                                   prune_quantile=20.0)})

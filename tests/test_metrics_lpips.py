@@ -54,6 +54,7 @@ def _pair_values(dist, members):
           for i in range(len(members)) for j in range(i + 1, len(members))]
 
 
+@pytest.mark.xla_optimized
 def test_intra_lpips_matches_brute_force():
   samples, centers = _tiny_clusters()
   d = lambda a, b: float(lpips_lib.lpips_distance(a[None], b[None], "vgg")[0])

@@ -196,3 +196,31 @@ def bundle_from_workdir(workdir: str, step: Optional[int] = None) -> Tuple[Model
   bundle = state_to_bundle(nets, ModelBundle(config=model_cfg, nets={}),
                            source=f'{workdir} (checkpoint at step {step})')
   return bundle, step
+
+
+def training_time(workdir: str, up_to_step: Optional[int] = None) -> dict:
+  """Wall time a run has trained (up to a step), summed over its processes (resumes).
+
+  Each process writes one TensorBoard event file in workdir/logs; its span is
+  from the file's creation (process start, so compilation is included) to its
+  last logged step. Steps redone after an interruption count again, as they
+  cost time again. Returns {'seconds', 'processes', 'segments': [{'first_step',
+  'last_step', 'seconds'}]}; zeros when nothing has been logged.
+  """
+  from tensorboard.backend.event_processing import event_file_loader  # pylint: disable=g-import-not-at-top
+  logdir = os.path.join(workdir, 'logs')
+  files = sorted(os.listdir(logdir)) if os.path.isdir(logdir) else []
+  segments = []
+  for name in files:
+    if 'tfevents' not in name:
+      continue
+    events = [(e.wall_time, e.step) for e in
+              event_file_loader.LegacyEventFileLoader(os.path.join(logdir, name)).Load()
+              if up_to_step is None or e.step <= up_to_step]
+    steps = [s for _, s in events if s > 0]
+    if not steps:
+      continue
+    segments.append({'first_step': min(steps), 'last_step': max(steps),
+                     'seconds': round(events[-1][0] - events[0][0], 1)})
+  return {'seconds': round(sum(s['seconds'] for s in segments), 1),
+          'processes': len(segments), 'segments': segments}

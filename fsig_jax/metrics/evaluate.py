@@ -45,7 +45,7 @@ import numpy as np
 import scipy.linalg
 
 from fsig_jax.data import targets
-from fsig_jax.data.images import DataError, list_image_files, load_images
+from fsig_jax.data.images import DataError, list_image_files, load_image_files, load_images
 from fsig_jax.metrics import features as features_lib
 from fsig_jax.metrics import fid as fid_lib
 from fsig_jax.metrics import intra_lpips as intra_lpips_lib
@@ -359,6 +359,39 @@ def evaluate(bundle, *, reference=None, few_shot=None, num_samples: int = DEFAUL
   out['model'] = getattr(bundle, 'source', '')
   out['seconds'] = round(time.time() - t0, 1)
   return out
+
+
+def real_floor(real: Union[str, os.PathLike], reference, *, num_images: int = 2000,
+               seed: int = 0, resolution: int, cache_dir: Optional[str] = None,
+               batch_size: int = 32,
+               extractor: Optional[features_lib.FeatureExtractor] = None) -> Dict[str, Any]:
+  """FID / KID of `num_images` real images (drawn at random from the folder
+  `real`) against `reference`: the score a perfect generator of the training
+  distribution would get with this many samples (e.g. anime train vs test faces).
+
+  Model cards report it next to a model's score, since FID-VGG has no absolute
+  scale and is biased by the sample count.
+  """
+  extractor = extractor or features_lib.vgg16_features()
+  files = list_image_files(pathlib.Path(real))
+  if len(files) < num_images:
+    raise DataError(f'{real} has {len(files)} images; the floor needs num_images={num_images} '
+                    '(pass fewer)')
+  pick = np.sort(np.random.default_rng(seed).choice(len(files), num_images, replace=False))
+  images = load_image_files([files[i] for i in pick], resolution)
+  ref = as_source(reference, resolution)
+  feats = features_lib.extract_features(extractor, images, batch_size)
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+    fid = fid_lib.frechet_distance(fid_lib.FeatureStats.from_features(feats, extractor.name),
+                                   ref.stats(extractor, batch_size, cache_dir))
+  kid_label = kid_lib.kid_label(extractor.name)
+  return {extractor.label: fid,
+          kid_label: kid_lib.kernel_inception_distance(
+              feats, ref.features(extractor, batch_size, cache_dir), seed=seed),
+          'metrics': [extractor.label, kid_label], 'real': os.fspath(real),
+          'num_images': int(num_images), 'seed': int(seed), 'reference': ref.description,
+          'reference_count': ref.count, 'feature_network': extractor.name}
 
 
 def scalars(result: Dict[str, Any]) -> Dict[str, float]:

@@ -10,7 +10,10 @@ so every derivative of every order is a matrix multiply (same layer: 0.15 s).
 The transposed stride-2 convolution is computed as a stride-1 convolution
 with 4 output phases (sub-pixel convolution, Shi et al. 2016) on either path
 except 'native', which uses XLA's own. Results agree to float rounding.
+Set FSIG_CONV_IMPL=native|im2col to choose (the test run uses 'native': it
+compiles faster, and the two are tested equal).
 """
+import os
 from typing import Optional, Sequence, Tuple, Union
 
 import jax
@@ -21,7 +24,9 @@ Padding = Union[int, Sequence[Tuple[int, int]]]
 
 
 def default_impl() -> str:
-  return 'im2col' if jax.default_backend() == 'cpu' else 'native'
+  """$FSIG_CONV_IMPL if set, else 'im2col' on CPU and 'native' elsewhere."""
+  return os.environ.get('FSIG_CONV_IMPL') or (
+      'im2col' if jax.default_backend() == 'cpu' else 'native')
 
 
 def _pairs(padding: Padding):
