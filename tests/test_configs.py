@@ -78,3 +78,18 @@ def test_tgan_aug_sets_diffaugment():
   assert c.method.names == 'tgan' and c.hparams.augment == 'color,translation,cutout'
 
 
+
+
+def test_pretraining_configs_name_buildable_architectures():
+  """Each pretraining config builds its architecture, and the small ProGAN's shortened
+  schedule has grown to its full resolution, fade finished, before its last step."""
+  from configs import pretrain_anime64, pretrain_progan32, pretrain_progan64  # noqa: E501  pylint: disable=g-import-not-at-top
+  from fsig_jax.engine.progressive import stage  # pylint: disable=g-import-not-at-top
+  from fsig_jax.models import presets  # pylint: disable=g-import-not-at-top
+  for module, res in ((pretrain_anime64, 64), (pretrain_progan64, 64), (pretrain_progan32, 32)):
+    c = module.get_config()
+    assert presets.parse_random_spec(c.model.checkpoint).resolution == res
+    if 'progressive' in c:
+      pg, n = c.progressive, c.hparams.batch_size
+      grown = stage(c.steps * n, res, pg.train_kimg, pg.transition_kimg)
+      assert grown == (res, 1.0), (module.__name__, grown)

@@ -135,3 +135,31 @@ def test_sigkill_at_any_moment_then_resume(uninterrupted, tmp_path):
                      text=True, timeout=300)
   assert r.returncode == 0 and 'DONE' in r.stdout, r.stderr[-3000:]
   assert_same(uninterrupted, final_leaves(tiny_config(5), wd))  # loads step 5, runs nothing
+
+
+def test_sample_grid_shows_the_source_row_only_when_adapting(tmp_path):
+  """Adapting: source row over adapted row. From scratch (a random: source, i.e.
+  pretraining) the random initialisation is not worth a row: G_ema only, 8 a row."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  bundle = tiny_bundle()
+  res = bundle.config.resolution
+  z = jax.random.normal(jax.random.PRNGKey(0), (16, bundle.config.z_dim))
+  source_row = np.asarray(bundle.generate(z))
+  both = loop._sample_grid(str(tmp_path / 'a.png'), source_row, bundle, z)  # pylint: disable=protected-access
+  alone = loop._sample_grid(str(tmp_path / 'b.png'), None, bundle, z)  # pylint: disable=protected-access
+  (w_both, h_both), (w_alone, h_alone) = Image.open(both).size, Image.open(alone).size
+  side = lambda n: n * (res + 2) + 2  # noqa: E731  (make_grid pads 2 px)
+  assert (w_both, h_both) == (side(16), side(2))   # 16 columns, 2 rows
+  assert (w_alone, h_alone) == (side(8), side(2))  # 8 columns, 2 rows
+
+
+def test_progress_rate_follows_the_recent_speed():
+  """The ETA uses the last `window` lines: after a slowdown (a ProGAN growing, a busier
+  machine) the rate is the new one, not the run's average; the first line is compile."""
+  p = loop.Progress(1000, window=2)
+  assert 'first step (includes compilation)' in p.line(1, {}, now=0.0)
+  assert '10.00 it/s | ETA 1:38' in p.line(11, {}, now=1.0)
+  p.line(21, {}, now=2.0)
+  p.line(22, {}, now=3.0)  # now 1 step/s
+  line = p.line(23, {'loss': 0.5}, now=4.0)
+  assert '1.00 it/s' in line and 'ETA 16:17' in line and 'loss=0.5' in line

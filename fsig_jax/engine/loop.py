@@ -9,6 +9,7 @@ is saved. Every `config.eval_every` steps the lead process evaluates the model
 (`periodic_eval`, settings in `config.eval`). With `workdir=None` nothing is
 written (the `adapt()` API).
 """
+import collections
 import json
 import logging
 import os
@@ -54,23 +55,22 @@ def _fmt_time(seconds: float) -> str:
 
 
 class Progress:
-  """Step rate and ETA from the steps run in this process (compile excluded)."""
+  """Step rate and ETA over the last `window` progress lines of this process
+  (compile excluded), so the ETA follows the current speed: a ProGAN growing to
+  a larger resolution, or a machine that got busier or freer."""
 
-  def __init__(self, total: int, start: int):
-    self.total, self.start = total, start
-    self.t0: Optional[float] = None
-    self.s0 = start
+  def __init__(self, total: int, window: int = 20):
+    self.total = total
+    self.marks = collections.deque(maxlen=window + 1)  # (time, step), oldest first
 
-  def line(self, step: int, metrics: dict) -> str:
-    now = time.time()
-    if self.t0 is None:  # first step includes compilation
-      self.t0, self.s0 = now, step
-      rate = float('nan')
-    else:
-      rate = (step - self.s0) / max(now - self.t0, 1e-9)
+  def line(self, step: int, metrics: dict, now: Optional[float] = None) -> str:
+    now = time.time() if now is None else now
     terms = ' '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items()))
-    if rate != rate:
+    self.marks.append((now, step))
+    if len(self.marks) == 1:  # the first step includes compilation
       return f'step {step}/{self.total} | first step (includes compilation) | {terms}'
+    (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
+    rate = (s1 - s0) / max(t1 - t0, 1e-9)
     eta = _fmt_time((self.total - step) / rate) if rate > 0 else '?'
     return f'step {step}/{self.total} | {rate:.2f} it/s | ETA {eta} | {terms}'
 
@@ -118,11 +118,14 @@ def _writer(workdir: Optional[str]):
       os.path.join(workdir, 'logs'), just_logging=jax.process_index() > 0, asynchronous=False)
 
 
-def _sample_grid(path: str, source_row: np.ndarray, adapted: ModelBundle, z) -> str:
+def _sample_grid(path: str, source_row: Optional[np.ndarray], adapted: ModelBundle, z) -> str:
   """Row 1: source G_ema (fixed, computed once), row 2: adapted G_ema, same latents
-  and constant noise."""
-  imgs = np.concatenate([source_row, np.asarray(adapted.generate(z))])
-  return save_grid(path, imgs, ncol=z.shape[0])
+  and constant noise. Without a source row (training from scratch, where the
+  source is the random initialisation) only G_ema's samples, 8 to a row."""
+  imgs = np.asarray(adapted.generate(z))
+  if source_row is None:
+    return save_grid(path, imgs, ncol=min(8, z.shape[0]))
+  return save_grid(path, np.concatenate([source_row, imgs]), ncol=z.shape[0])
 
 
 def log_and_checkpoint(config, step: int, start: int, metrics: dict, progress: Progress,
@@ -238,8 +241,9 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
                               (config.num_samples, bundle.config.z_dim))
   source_row = None  # the source model's images of z_fixed never change
+  from_scratch = bundle.source.startswith('random:')  # pretraining: no source row
   start = int(_host(state['step']))
-  progress = Progress(config.steps, start)
+  progress = Progress(config.steps)
   log.info('%s: %d target images at %dpx, method %s, steps %d..%d, %d device(s)',
            bundle.source, len(images), bundle.config.resolution, method.name, start,
            config.steps, mesh.devices.size)
@@ -254,12 +258,13 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
     log_and_checkpoint(config, step, start, metrics, progress, writer, mngr, state)
     if workdir is not None and lead and config.sample_every and (
         step % config.sample_every == 0 or step == config.steps):
-      if source_row is None:
+      if source_row is None and not from_scratch:
         source_row = np.asarray(bundle.generate(z_fixed))
       adapted = state_to_bundle(_host(state), bundle)
       path = _sample_grid(os.path.join(workdir, 'samples', f'step_{step:06d}.png'),
                           source_row, adapted, z_fixed)
-      log.info('wrote %s (top: source, bottom: adapted)', path)
+      log.info('wrote %s (%s)', path,
+               'G_ema samples' if from_scratch else 'top: source, bottom: adapted')
     if evaluator is not None and evaluator.due(step):
       scalars = evaluator(step, state_to_bundle(_host(state), bundle))
       if writer is not None:

@@ -163,7 +163,7 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
   z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
                               (config.num_samples, cfg.z_dim))
   start = int(loop._host(state['step']))  # pylint: disable=protected-access
-  progress = loop.Progress(config.steps, start)
+  progress = loop.Progress(config.steps)
   log.info('%s: ProGAN progressive pretraining on %d images at %dpx, steps %d..%d',
            bundle.source, len(images), cfg.resolution, start, config.steps)
   steps_fns = {}
