@@ -85,3 +85,16 @@ def test_engine_adapts_a_progan_with_wgan_gp():
   hp.loss = 'hinge'
   with pytest.raises(ValueError, match="'logistic' or 'wgan_gp'"):
     make_train_step(CFG, hp, method)
+
+
+@pytest.mark.parametrize('method', ['cdc', 'dcl', 'adam', 'ewc+cdc'])
+def test_stylegan2_only_methods_refuse_a_progan_clearly(method):
+  """CDC, DCL and AdAM read StyleGAN2 layers and features: on a ProGAN they stop
+  before any tracing with one error that names them and the methods that do run."""
+  from fsig_jax.engine.run_config import ConfigError  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ConfigError) as e:
+    fsig_jax.adapt(init_bundle(CFG, jax.random.PRNGKey(0)), tiny_images(4), method=method.split('+'),
+                   steps=1, batch_size=2, loss='wgan_gp', r1_gamma=0.0)
+  msg = str(e.value)
+  assert f'method {method.split("+")[-1]} cannot adapt a progan model' in msg
+  assert 'rick' in msg and 'tgan' in msg and 'cdc,' not in msg

@@ -28,6 +28,7 @@ class Models:
       return super().__new__(ProGANModels)
     return super().__new__(cls)
 
+  architecture = 'stylegan2'  # matched against Method.architectures
   has_styles = True  # per-layer styles: style mixing and path length apply
 
   def __init__(self, cfg: StyleGAN2Config):
@@ -70,6 +71,7 @@ class ProGANModels(Models):
   """ProGAN behind the same interface: the "style" is the latent z itself
   (normalised inside G), one per image, so mixing is a no-op; there is no noise."""
 
+  architecture = 'progan'
   has_styles = False  # path length is skipped; mixing is a no-op
 
   def __init__(self, cfg: ProGANConfig):  # pylint: disable=super-init-not-called

@@ -21,6 +21,7 @@ import optax
 
 from fsig_jax.engine.context import InitContext, Models
 from fsig_jax.engine.hparams import lazy_ratio
+from fsig_jax.engine.run_config import ConfigError
 from fsig_jax.models.bundle import ModelBundle
 
 
@@ -37,10 +38,22 @@ def make_optimizers(hp, cfg=None):
   return adam(g_every), adam(d_every)
 
 
+def check_architecture(method, architecture: str):
+  """A clear ConfigError when a method cannot adapt this kind of model."""
+  bad = method.unsupported(architecture)
+  if bad:
+    from fsig_jax.methods import REGISTRY  # pylint: disable=g-import-not-at-top
+    ok = sorted(n for n, make in REGISTRY.items() if architecture in make().architectures)
+    raise ConfigError(f'method {"+".join(bad)} cannot adapt a {architecture} model (it works on '
+                      'the layers and features of a StyleGAN2); methods for a '
+                      f'{architecture}: {", ".join(ok)}')
+
+
 def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
                images: Optional[jax.Array] = None) -> dict:
   """Builds the state for adapting `bundle` (which needs a discriminator)."""
   d_vars = bundle.require('D')
+  check_architecture(method, Models(bundle.config).architecture)
   g_ema = bundle.nets['G_ema']
   g = bundle.nets.get('G', g_ema)
   key, mkey = jax.random.split(key)

@@ -307,7 +307,7 @@ def probe_method(g_mod, d_mod) -> Method:
     return {**ms, 'ema': ema}
 
   return Method(name=PROBE, init=init, grad_transform=grad_transform, update=update,
-                effective_params=effective_params)
+                effective_params=effective_params, architectures=('stylegan2',))
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'chunk'))
@@ -424,8 +424,10 @@ def adam(fisher_quantile: float = 50.0, probe_steps: int = 500, num_batch_fisher
   def grad_transform(side, grads, params, ms):
     return _mask_side(grads, ms['mask'][side])
 
+  # StyleGAN2 only: the kernel modulation is defined on modulated convs and
+  # their style affines.
   return Method(name='adam', init=init, grad_transform=grad_transform,
-                effective_params=effective_params, report=report)
+                effective_params=effective_params, report=report, architectures=('stylegan2',))
 
 
 def report(ms, outdir: str) -> List[str]:

@@ -30,7 +30,7 @@ are optimised with it. A method's state lives in state['method'][name].
 Methods compose with `compose`; term names must not collide.
 """
 import dataclasses
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 Terms = Dict[str, Any]
 
@@ -72,6 +72,9 @@ class Method:
   disc: Optional[Callable] = None
   report: Optional[Callable] = None
   effective_params: Optional[Callable] = None
+  # The architectures (`Models.architecture`) whose layers and features the
+  # method's functions know; the engine refuses the others with a clear error.
+  architectures: Tuple[str, ...] = ('stylegan2', 'progan')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +94,10 @@ class Composite:
   @property
   def name(self) -> str:
     return '+'.join(m.name for m in self.methods) or 'none'
+
+  def unsupported(self, architecture: str) -> List[str]:
+    """Names of the parts that cannot adapt an `architecture` model."""
+    return [m.name for m in self.methods if architecture not in m.architectures]
 
   def init(self, ictx) -> MethodInit:
     states, g_extra, d_extra = {}, {}, {}

@@ -320,4 +320,7 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
     tgt = features(ctx.g['net'], ktgt)
     return {'g_cdc_dist': distance_consistency_loss(src, tgt, layer_idx, kl_wt)}
 
-  return Method(name='cdc', init=init, g_terms=g_terms, sample_z=sample_z, disc=disc)
+  # StyleGAN2 only: the patch head sits on D's StyleGAN2 blocks and the anchors use
+  # G's per-layer features (CDC Sec. 3 is defined on StyleGAN2).
+  return Method(name='cdc', init=init, g_terms=g_terms, sample_z=sample_z, disc=disc,
+                architectures=('stylegan2',))

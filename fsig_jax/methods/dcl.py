@@ -276,4 +276,6 @@ def dcl(lambda_g: float = LAMBDA_G, lambda_d: float = LAMBDA_D, tau: float = TAU
     losses = [discriminator_infonce(feats_t[l], feats_s[l], feats_r[l], tau) for l in d_names]
     return {'dcl_d': lambda_d * combine_levels(losses, layer_mode, klayer)}
 
-  return Method(name='dcl', init=init, g_terms=g_terms, d_terms=d_terms)
+  # StyleGAN2 only: its contrastive features are read at StyleGAN2 layers.
+  return Method(name='dcl', init=init, g_terms=g_terms, d_terms=d_terms,
+                architectures=('stylegan2',))
