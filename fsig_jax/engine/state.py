@@ -53,11 +53,12 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
                images: Optional[jax.Array] = None) -> dict:
   """Builds the state for adapting `bundle` (which needs a discriminator)."""
   d_vars = bundle.require('D')
-  check_architecture(method, Models(bundle.config).architecture)
+  models = Models(bundle.config)
+  check_architecture(method, models.architecture)
   g_ema = bundle.nets['G_ema']
   g = bundle.nets.get('G', g_ema)
   key, mkey = jax.random.split(key)
-  minit = method.init(InitContext(bundle, images, mkey, hp, Models(bundle.config)))
+  minit = method.init(InitContext(bundle, images, mkey, hp, models))
   # Copies, so no two state leaves share a buffer (the step donates its input).
   as_jnp = lambda t: jax.tree.map(jnp.array, t)  # noqa: E731
   mstate = as_jnp(minit.state)

@@ -317,20 +317,13 @@ def evaluate(bundle, *, reference=None, few_shot=None, num_samples: int = DEFAUL
   keys, notes = [], []
   if 'fid' in chosen or 'kid' in chosen:
     gen_feats = features_lib.extract_features(extractor, samples, batch_size)
-    if 'fid' in chosen:
-      gen_stats = fid_lib.FeatureStats.from_features(gen_feats, extractor.name)
-      with warnings.catch_warnings():  # singular covariances: fid handles them (eps * I)
-        warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
-        out[extractor.label] = fid_lib.frechet_distance(gen_stats, ref_stats)
-      if min(ref_stats.count, num_samples) <= extractor.dim:
-        notes.append(f'{min(ref_stats.count, num_samples)} images for {extractor.dim}-d features: '
-                     f'a covariance is singular, so {extractor.label} is biased upwards and '
-                     'comparable only between models scored with the same counts and reference.')
-      keys.append(extractor.label)
-    if 'kid' in chosen:
-      label = kid_lib.kid_label(extractor.name)
-      out[label] = kid_lib.kernel_inception_distance(gen_feats, ref_feats, seed=seed)
-      keys.append(label)
+    scores = _fid_kid(extractor, gen_feats, ref_stats, ref_feats, seed)
+    out.update(scores)
+    keys += list(scores)
+    if 'fid' in chosen and min(ref_stats.count, num_samples) <= extractor.dim:
+      notes.append(f'{min(ref_stats.count, num_samples)} images for {extractor.dim}-d features: '
+                   f'a covariance is singular, so {extractor.label} is biased upwards and '
+                   'comparable only between models scored with the same counts and reference.')
   if 'intra_lpips' in chosen:
     # Its own batch (at most 16): clusters are small and each is padded to one batch.
     res_ = intra_lpips_lib.intra_cluster_lpips(samples, few.images(), seed=seed,
@@ -361,6 +354,21 @@ def evaluate(bundle, *, reference=None, few_shot=None, num_samples: int = DEFAUL
   return out
 
 
+def _fid_kid(extractor, feats, ref_stats, ref_feats, seed: int) -> Dict[str, float]:
+  """FID (when `ref_stats` is given) and KID (when `ref_feats` is) of `feats`
+  against a reference, keyed by the metric labels, in that order."""
+  out = {}
+  if ref_stats is not None:
+    with warnings.catch_warnings():  # singular covariances: fid handles them (eps * I)
+      warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
+      out[extractor.label] = fid_lib.frechet_distance(
+          fid_lib.FeatureStats.from_features(feats, extractor.name), ref_stats)
+  if ref_feats is not None:
+    out[kid_lib.kid_label(extractor.name)] = kid_lib.kernel_inception_distance(
+        feats, ref_feats, seed=seed)
+  return out
+
+
 def real_floor(real: Union[str, os.PathLike], reference, *, num_images: int = 2000,
                seed: int = 0, resolution: int, cache_dir: Optional[str] = None,
                batch_size: int = 32,
@@ -381,15 +389,9 @@ def real_floor(real: Union[str, os.PathLike], reference, *, num_images: int = 20
   images = load_image_files([files[i] for i in pick], resolution)
   ref = as_source(reference, resolution)
   feats = features_lib.extract_features(extractor, images, batch_size)
-  with warnings.catch_warnings():
-    warnings.simplefilter('ignore', scipy.linalg.LinAlgWarning)
-    fid = fid_lib.frechet_distance(fid_lib.FeatureStats.from_features(feats, extractor.name),
-                                   ref.stats(extractor, batch_size, cache_dir))
-  kid_label = kid_lib.kid_label(extractor.name)
-  return {extractor.label: fid,
-          kid_label: kid_lib.kernel_inception_distance(
-              feats, ref.features(extractor, batch_size, cache_dir), seed=seed),
-          'metrics': [extractor.label, kid_label], 'real': os.fspath(real),
+  scores = _fid_kid(extractor, feats, ref.stats(extractor, batch_size, cache_dir),
+                    ref.features(extractor, batch_size, cache_dir), seed)
+  return {**scores, 'metrics': list(scores), 'real': os.fspath(real),
           'num_images': int(num_images), 'seed': int(seed), 'reference': ref.description,
           'reference_count': ref.count, 'feature_network': extractor.name}
 
