@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 
@@ -49,6 +50,8 @@ HARDWARE = flags.DEFINE_string('hardware', None, 'where the run trained (default
 OVERWRITE = flags.DEFINE_bool('overwrite', False, 'replace --out if it exists')
 TRAIN_CONFIG = flags.DEFINE_string('train_config', 'configs/pretrain_anime64.py',
                                    'the config the run trained with (named in the card)')
+TRAINING_NOTE = flags.DEFINE_string('training_note', '', 'a sentence on how the run was '
+                                    'trained, added to the card (e.g. shared or paused hardware)')
 CACHE = flags.DEFINE_string('cache_dir', None, 'reference feature cache (default '
                             'WORKDIR/eval/cache)')
 
@@ -70,6 +73,12 @@ def _default_hardware() -> str:
 def _shown(path: str) -> str:
   """A data path as the card shows it: relative to the working directory."""
   return os.path.relpath(path) if os.path.isabs(path) else path
+
+
+def _shown_args(args) -> str:
+  """The command line as the card shows it: shell-quoted, the free-text note elided."""
+  return shlex.join(a.split('=', 1)[0] + '=...' if a.startswith('--training_note=') else a
+                    for a in args)
 
 
 def _hours(seconds: float) -> str:
@@ -111,6 +120,7 @@ style mixing 0.9, G_ema with beta {hp['ema_beta']:.6f} per step; the rest as in
 {t['config']}.
 Wall time {_hours(t['seconds'])} over {t['processes']} process(es) (resumed runs;
 compilation and steps redone after interruptions included), on: {c['hardware']}.
+{t.get('note', '')}
 
 ## Scores
 {c['num_samples']} samples of G_ema (truncation 1, random noise, seed {c['seed']}) vs the
@@ -183,7 +193,7 @@ def main(argv):
   time_ = export.training_time(WORKDIR.value, up_to_step=step)
   card = {
       'name': NAME.value or os.path.basename(out), 'out': os.path.relpath(out),
-      'command': 'python launch/release_model.py ' + ' '.join(sys.argv[1:]),
+      'command': 'python launch/release_model.py ' + _shown_args(sys.argv[1:]),
       'date': datetime.date.today().isoformat(), 'step': step,
       'hardware': HARDWARE.value or _default_hardware(),
       'data': {'train': _shown(train), 'train_count': evaluate.ImageSource(train, cfg.resolution).count,
@@ -198,7 +208,7 @@ def main(argv):
                    'config': TRAIN_CONFIG.value,
                    'command': f'python launch/main.py --config={TRAIN_CONFIG.value} '
                               '--workdir=WORKDIR',
-                   **time_},
+                   'note': TRAINING_NOTE.value, **time_},
       'num_samples': NUM.value, 'seed': SEED.value,
       'model_scores': evaluate.json_ready(scores), 'floor_scores': floor,
   }

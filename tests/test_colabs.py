@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, shared_path
+from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / 'colabs').glob('*.ipynb'))
 
@@ -38,12 +38,10 @@ def test_notebook_code_compiles(path):
 
 @pytest.mark.slow
 def test_quickstart_executes_with_tiny_settings(tmp_path):
-  source = ROOT / 'models' / 'anime64'
-  if not source.is_dir():  # before the shipped model exists: a small official-format one
-    source = shared_path('conformance', 'ada_32px.pkl')
-  target = shared_path('data', 'ten_shot', 'babies')
-  overrides = (f'SOURCE = {str(source)!r}\nTARGET = {str(target)!r}\nMETHOD = "tgan"\n'
-               f'STEPS = 2\nEVAL_SAMPLES = 8\nWORKDIR = {str(tmp_path / "wd")!r}\n')
+  # The notebook as written (the shipped model, the committed sketches), only smaller and
+  # with TGAN (the cheapest step to compile) instead of CDC.
+  overrides = (f'METHOD = "tgan"\nSTEPS = 2\nEVAL_SAMPLES = 8\n'
+               f'WORKDIR = {str(tmp_path / "wd")!r}\n')
   script = tmp_path / 'quickstart.py'
   script.write_text(notebook_code(ROOT / 'colabs' / 'quickstart.ipynb', overrides))
   env = {**os.environ, 'MPLBACKEND': 'Agg'}
