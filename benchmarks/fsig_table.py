@@ -358,10 +358,7 @@ def main(argv):
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   absl_logging.get_absl_handler().setLevel(logging.WARNING)  # one printed line per run
   preset = QUICK if QUICK_FLAG.value else FULL
-  spec = SOURCE.value or (common.ANIME64 if os.path.isdir(common.ANIME64) else None)
-  if spec is None:
-    fail(f'pass --source=MODEL: {common.ANIME64} does not exist yet (a checkpoint, a training '
-         'workdir such as runs/pretrain_anime64, or random:anime64 for a timing run)')
+  spec = SOURCE.value or common.ANIME64  # a missing path fails in load_source, clearly
   methods = [m for m in (METHODS.value or preset['methods']).split(',') if m]
   targets = [t for t in (TARGETS.value or preset['targets']).split(',') if t]
   try:

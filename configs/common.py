@@ -16,7 +16,6 @@ DERIVED_TEST = {'anime_sketch': 'derived:anime_sketch:test'}
 # The offline source model: the anime-face StyleGAN2 the project trained and ships
 # (models/anime64/MODEL_CARD.md).
 ANIME64 = os.path.join(ROOT, 'models', 'anime64')
-OFFLINE_SOURCE = ANIME64
 
 # Aliases on top of the method registry; anything else is a '+'-joined list of
 # registry names, composed in order (e.g. 'ewc+cdc').

@@ -19,7 +19,7 @@ def get_config(arg: str = 'tgan,babies'):
     raise ValueError(f'unknown target {target!r}; choose from '
                      f'{common.TARGETS + tuple(common.DERIVED)}')
   c = common.base(method)
-  c.model.checkpoint = common.OFFLINE_SOURCE
+  c.model.checkpoint = common.ANIME64
   if target in common.DERIVED:
     c.data.source = common.DERIVED[target]
   else:

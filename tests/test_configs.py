@@ -23,7 +23,7 @@ def test_offline_configs_build_for_every_target(method):
     get_method(run_config.method_names(c), **run_config.method_kwargs(c))
     if target in common.TARGETS:
       assert c.data.source.endswith(os.path.join('ten_shot', target))
-    assert c.model.checkpoint == common.OFFLINE_SOURCE
+    assert c.model.checkpoint == common.ANIME64
 
 
 @pytest.mark.parametrize('module,arg', [(paper_ffhq256, 'cdc,babies'), (paper_ffhq256, 'dcl,sketches'),
