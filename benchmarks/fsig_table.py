@@ -62,10 +62,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from configs import common, offline  # noqa: E402  pylint: disable=g-import-not-at-top
-from fsig_jax.convert.errors import CheckpointError  # noqa: E402
 from fsig_jax.convert.load import load_pretrained  # noqa: E402
-from fsig_jax.data.images import DataError  # noqa: E402
 from fsig_jax.engine import export, loop, run_config  # noqa: E402
+from fsig_jax.errors import CheckpointError, FsigError  # noqa: E402
 from fsig_jax.methods import get_method  # noqa: E402
 from fsig_jax.metrics import evaluate  # noqa: E402
 from fsig_jax.models import presets  # noqa: E402
@@ -250,7 +249,9 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
     for target in targets:
       cfg0 = run_config_for(methods[0], target, steps, seeds[0], hparams, method_kwargs)
       _, images = loop.prepare(cfg0, bundle=source)
-      reference, _ = evaluate.default_sources(cfg0.data.source)
+      reference = cfg0.eval.reference  # the run config's held-out set (common.offline_eval)
+      if reference in ('', 'auto'):
+        reference, _ = evaluate.default_sources(cfg0.data.source)
       ref = evaluate.as_source(reference, res)
       few = evaluate.as_source(cfg0.data.source, res)  # the training images, by name
       kw = dict(reference=ref, few_shot=few, num_samples=num_samples, seed=eval_seed,
@@ -260,6 +261,8 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
       cells[('source', target)] = [result]
       notes[target] = (f'{result["reference_kind"]} `{result["reference"]}` '
                        f'({result["reference_count"]} images)')
+      if target in common.APPROX_REFERENCES:
+        notes[target] += f' ({common.APPROX_REFERENCES[target][1]})'
       records.append(dict(result, method='source', target=target, train_seed=None,
                           train_seconds=0.0, eval_seconds=round(time.time() - t0, 1)))
       print(f'[{_elapsed(t_start)}] {target} source: {evaluate.summary(result)}', flush=True)
@@ -380,7 +383,7 @@ def main(argv):
                        num_samples=NUM.value or preset['num_samples'], out=OUT.value,
                        eval_seed=EVAL_SEED.value, grid_cols=GRID_COLS.value, hparams=hparams,
                        method_kwargs=preset.get('method_kwargs'), source_name=spec)
-  except (CheckpointError, DataError, run_config.ConfigError, ValueError) as e:
+  except (FsigError, ValueError) as e:
     fail(str(e))
   print(open(report['files']['table']).read())
   print(f'wrote {OUT.value}/table.md, results.json, grid.png in {report["seconds"] / 60:.1f} min')

@@ -33,6 +33,9 @@ STEPS = flags.DEFINE_integer('steps', 5, 'measured steps after the compile step'
 BATCH = flags.DEFINE_integer('batch', 4, 'batch size')
 MULT = flags.DEFINE_integer('channel_multiplier', 2, 'rosinality channel multiplier')
 OUT = flags.DEFINE_string('out', '', 'optional JSON file for the results')
+KWARGS = flags.DEFINE_string('method_kwargs', '', 'JSON {method: {arg: value}}, e.g. '
+                             '\'{"kd_fsig": {"source_images": "synthetic"}}\' (a method\'s '
+                             'image streams are fed random batches here)')
 
 
 def _measure(cfg, hp, method, res, n_steps):
@@ -41,9 +44,13 @@ def _measure(cfg, hp, method, res, n_steps):
   state = init_state(bundle, hp, method, jax.random.PRNGKey(1),
                      images=jnp.zeros((10, res, res, 3)))
   real = jax.random.uniform(jax.random.PRNGKey(2), (hp.batch_size, res, res, 3), minval=-1)
+  # A method's own image streams (Method.data, e.g. KD-FSIG's source images): random batches.
+  extra = {name: jax.random.uniform(jax.random.fold_in(jax.random.PRNGKey(3), i),
+                                    real.shape, minval=-1)
+           for i, name in enumerate(sorted(method.data))} or None
   step = make_train_step(cfg, hp, method)
   t0 = time.perf_counter()
-  compiled = step.lower(state, real).compile()
+  compiled = step.lower(state, real, extra).compile()
   compile_s = time.perf_counter() - t0
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -51,7 +58,7 @@ def _measure(cfg, hp, method, res, n_steps):
   times = []
   for _ in range(n_steps + 1):
     t = time.perf_counter()
-    state, metrics = compiled(state, real)
+    state, metrics = compiled(state, real, extra)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - t)
   return compile_s, flops, times[1:]  # the first call may pay one-time costs
@@ -62,7 +69,8 @@ def bench(res: int, method_name: str) -> dict:
   core step (regularisers off) whose XLA FLOP count is exactly what runs."""
   ch = rosinality_channels(res, MULT.value)
   cfg = StyleGAN2Config(res, ch, ch, z_dim=512, w_dim=512, n_mlp=8)
-  method = get_method(method_name.split('+'))
+  kwargs = json.loads(KWARGS.value) if KWARGS.value else {}
+  method = get_method(method_name.split('+'), **kwargs)
   hp = default_hparams()
   hp.batch_size = BATCH.value
   compile_s, _, times = _measure(cfg, hp, method, res, STEPS.value)

@@ -3,6 +3,7 @@ import os
 
 from fsig_jax.data import targets
 from fsig_jax.engine.run_config import default_config
+from fsig_jax.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = targets.default_shared()  # ../shared beside the repo, or $FSIG_SHARED
@@ -14,14 +15,36 @@ DERIVED = {'anime_sketch': 'derived:anime_sketch:train10'}
 DERIVED_TEST = {'anime_sketch': 'derived:anime_sketch:test'}
 
 # The offline source model: the anime-face StyleGAN2 the project trained and ships
-# (models/anime64/MODEL_CARD.md).
+# (models/anime64/MODEL_CARD.md), and the real images of its domain it was trained
+# on (KD-FSIG's source discrimination uses them; never the test split, whose
+# photos make the anime_sketch evaluation set).
 ANIME64 = os.path.join(ROOT, 'models', 'anime64')
+ANIME_TRAIN = os.path.join(SHARED, 'data', 'anime_faces_64', 'train')
 
 # Aliases on top of the method registry; anything else is a '+'-joined list of
 # registry names, composed in order (e.g. 'ewc+cdc').
+# The cumulative rows of KD-FSIG's Table 3 after CDC, as kd_fsig settings
+# (fsig_jax/methods/kd_fsig.py; 'full' is the method itself).
+KD_ROWS = {
+    'ssim_a': dict(momentum=False, queue_size=0, sdd_weight=0.0),     # +SSIM-A, in-batch keys
+    'momentum': dict(momentum=True, queue_size=16, sdd_weight=0.0),   # +momentum relation
+    'full': dict(momentum=True, queue_size=16),                       # +SDD
+}
+
 ALIASES = {
     # TGAN + DiffAugment with its default policy (Zhao et al. 2020): the "TGAN+ADA" row.
     'tgan_aug': dict(names='tgan', augment='color,translation,cutout'),
+    # KD-FSIG's ablation rows (configs/kd_fsig.py has them for the paper setup too).
+    'kd_ssim_a': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['ssim_a']}),
+    'kd_momentum': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['momentum']}),
+}
+
+# Held-out references for ten-shot sets that have none of their own: other real
+# images of the same kind, so the FID-VGG is approximate (another subset and crop).
+APPROX_REFERENCES = {
+    'sketches': (os.path.join(SHARED, 'data', 'cufs_pairs_64', 'sketch'),
+                 'approximate: the 188 real CUFS sketches of ../shared/data/cufs_pairs_64, '
+                 'another subset and crop of the same kind of data'),
 }
 
 
@@ -32,6 +55,8 @@ def base(method: str):
   if preset is not None:
     c.method.names = preset['names']
     c.hparams.augment = preset.get('augment', '')
+    for name, kwargs in preset.get('kwargs', {}).items():
+      c.method.kwargs[name] = dict(kwargs)
   else:
     c.method.names = method.replace('+', ',')
   return c
@@ -41,7 +66,7 @@ def split_arg(arg: str, fields: str):
   """'cdc,babies' -> ['cdc', 'babies'] for fields 'METHOD,TARGET', else a clear error."""
   parts = arg.split(',')
   if len(parts) != len(fields.split(',')):
-    raise ValueError(f'config argument must be {fields}, got {arg!r}')
+    raise ConfigError(f'config argument must be {fields}, got {arg!r}')
   return parts
 
 
@@ -52,7 +77,7 @@ def rick_paper_setup(c, fisher_quantile: float, prune_quantile: float):
   warmup_iter 250; the quantiles are per data set.
   """
   if 'rick' not in str(c.method.names).split(','):
-    raise ValueError(f'this config sets up RICK; its method must include rick (e.g. rick or '
+    raise ConfigError(f'this config sets up RICK; its method must include rick (e.g. rick or '
                      f'ewc+rick), got {c.method.names!r}')
   c.hparams.batch_size = 2
   c.method.kwargs.rick = dict(fisher_quantile=fisher_quantile, prune_quantile=prune_quantile,
@@ -64,12 +89,13 @@ def offline_eval(c, target: str):
   """Periodic evaluation of an offline run (fsig_jax.metrics.evaluate), every 500 steps.
 
   A derived target has a real test set: FID-VGG / KID-VGG against its 2,000
-  held-out images plus intra-LPIPS around the 10 shots. A real ten-shot set has
-  none: intra-LPIPS, and FID-VGG against the 10 training images (the metrics
-  JSON says so in 'reference_kind'). 1000 samples as CDC's intra-LPIPS.
+  held-out images plus intra-LPIPS around the 10 shots. 'sketches' is scored
+  against APPROX_REFERENCES (188 real sketches of another subset: approximate).
+  The other real ten-shot sets have none: intra-LPIPS, and FID-VGG against the
+  10 training images (the metrics JSON says so in 'reference_kind'). 1000 samples as CDC's intra-LPIPS.
   """
   c.eval_every = 500
   c.eval.num_samples = 1000
-  c.eval.reference = DERIVED_TEST.get(target, '')
+  c.eval.reference = DERIVED_TEST.get(target, APPROX_REFERENCES.get(target, ('',))[0])
   c.eval.few_shot = 'auto'  # the training images
   return c

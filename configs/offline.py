@@ -11,12 +11,13 @@ test set ('anime_sketch': XDoG sketches of 10 anime faces, fsig_jax/data/targets
 import os
 
 from configs import common
+from fsig_jax.errors import ConfigError
 
 
 def get_config(arg: str = 'tgan,babies'):
   method, target = common.split_arg(arg, 'METHOD,TARGET')
   if target not in common.TARGETS + tuple(common.DERIVED):
-    raise ValueError(f'unknown target {target!r}; choose from '
+    raise ConfigError(f'unknown target {target!r}; choose from '
                      f'{common.TARGETS + tuple(common.DERIVED)}')
   c = common.base(method)
   c.model.checkpoint = common.ANIME64
@@ -26,4 +27,10 @@ def get_config(arg: str = 'tgan,babies'):
     c.data.source = os.path.join(common.TEN_SHOT, target)
     c.data.description = f'the 10-shot set ../shared/data/ten_shot/{target}'
   c.steps = 1000
+  if 'kd_fsig' in c.method.names.split(','):  # SDD's real source images: the anime train split
+    kw = c.method.kwargs.get('kd_fsig')
+    kw = kw.to_dict() if kw is not None else {}
+    if kw.get('sdd_weight', 0.1) > 0:
+      kw['source_images'] = common.ANIME_TRAIN
+    c.method.kwargs.kd_fsig = kw
   return common.offline_eval(c, target)

@@ -7,12 +7,13 @@ Users provide the FFHQ 256 checkpoint and 10 AFHQ images of the chosen class
 (the 10-shot subsets RICK and AdAM publish).
 """
 from configs import common
+from fsig_jax.errors import ConfigError
 
 
 def get_config(arg: str = 'tgan,cat'):
   method, animal = common.split_arg(arg, 'METHOD,ANIMAL')
   if animal not in ('cat', 'dog', 'wild'):
-    raise ValueError(f'ANIMAL must be cat, dog or wild, got {animal!r}')
+    raise ConfigError(f'ANIMAL must be cat, dog or wild, got {animal!r}')
   c = common.base(method)
   c.model.checkpoint = 'checkpoints/ffhq256.pt'
   c.model.resolution = 256

@@ -24,7 +24,7 @@ def get_config(arg: str = ''):
   del arg
   c = common.base('tgan')  # plain StyleGAN2 losses: the engine's default step
   c.model.checkpoint = 'random:anime64'
-  c.data.source = os.path.join(common.SHARED, 'data', 'anime_faces_64', 'train')
+  c.data.source = common.ANIME_TRAIN
   c.data.description = 'the anime faces in ../shared/data/anime_faces_64/train'
   c.data.flip = True
   hp = c.hparams

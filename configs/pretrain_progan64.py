@@ -21,8 +21,9 @@ from fsig_jax.engine.progressive import progressive_config
 def get_config(arg: str = ''):
   del arg
   c = common.base('tgan')
+  c.trainer = 'progressive'  # fsig_jax.engine.progressive.pretrain (fsig_jax.api.TRAINERS)
   c.model.checkpoint = 'random:progan64'
-  c.data.source = os.path.join(common.SHARED, 'data', 'anime_faces_64', 'train')
+  c.data.source = common.ANIME_TRAIN
   c.data.description = 'the anime faces in ../shared/data/anime_faces_64/train'
   c.data.flip = True
   c.hparams.batch_size = 16

@@ -8,9 +8,10 @@ import importlib
 
 __version__ = '0.1.0'
 
-_API = ('adapt', 'CheckpointError', 'MissingNetworkError', 'ModelBundle', 'StyleGAN2Config',
+_API = ('adapt', 'CheckpointError', 'ConfigError', 'DataError', 'FsigError',
+        'MissingNetworkError', 'ModelBundle', 'NonFiniteLossError', 'StyleGAN2Config', 'TRAINERS',
         'UnsafePickleError', 'ada_channels', 'load_bundle', 'load_pretrained',
-        'rosinality_channels', 'save_bundle')
+        'rosinality_channels', 'save_bundle', 'train')
 __all__ = list(_API)
 
 

@@ -1,18 +1,29 @@
-"""The programmatic entry points of fsig-jax: load, save, adapt."""
+"""The programmatic entry points of fsig-jax: load, save, adapt, train; the error family."""
+import importlib
 from typing import Optional, Sequence, Tuple, Union
 
 import jax
 
-from fsig_jax.convert.errors import CheckpointError, UnsafePickleError
 from fsig_jax.convert.load import load_bundle, load_pretrained, save_bundle
-from fsig_jax.models.bundle import MissingNetworkError, ModelBundle
+from fsig_jax.errors import (CheckpointError, ConfigError, DataError, FsigError,
+                             MissingNetworkError, NonFiniteLossError, UnsafePickleError)
+from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.config import StyleGAN2Config, ada_channels, rosinality_channels
 
 __all__ = [
-    'adapt', 'CheckpointError', 'MissingNetworkError', 'ModelBundle', 'StyleGAN2Config',
-    'UnsafePickleError', 'ada_channels', 'load_bundle', 'load_pretrained',
-    'rosinality_channels', 'save_bundle',
+    'adapt', 'CheckpointError', 'ConfigError', 'DataError', 'FsigError', 'MissingNetworkError',
+    'ModelBundle', 'NonFiniteLossError', 'StyleGAN2Config', 'TRAINERS', 'UnsafePickleError',
+    'ada_channels', 'load_bundle', 'load_pretrained', 'rosinality_channels', 'save_bundle',
+    'train',
 ]
+
+# config.trainer -> the function that runs it, 'module:function' (imported on use, so
+# `import fsig_jax` stays light). Each is called as fn(config, workdir, **kw); the
+# distillation students join this table (DESIGN.md, "Trainers").
+TRAINERS = {
+    'adapt': 'fsig_jax.engine.loop:train',  # few-shot adaptation with fsig_jax/methods
+    'progressive': 'fsig_jax.engine.progressive:pretrain',  # ProGAN's progressive growing
+}
 
 
 def adapt(model: Union[ModelBundle, str], images, method: Union[str, Sequence[str]] = 'tgan',
@@ -36,7 +47,7 @@ def adapt(model: Union[ModelBundle, str], images, method: Union[str, Sequence[st
     **overrides: any hyper-parameter (lr, batch_size, r1_gamma, augment, ...) or
       top-level run setting (log_every, checkpoint_every, sample_every, ...).
   """
-  from fsig_jax.engine import loop, run_config  # pylint: disable=g-import-not-at-top
+  from fsig_jax.engine import run_config  # pylint: disable=g-import-not-at-top
   config = run_config.default_config()
   config.method.names = method if isinstance(method, str) else ','.join(method)
   config.steps = steps
@@ -56,5 +67,24 @@ def adapt(model: Union[ModelBundle, str], images, method: Union[str, Sequence[st
       raise TypeError(f'adapt() got an unknown setting {k!r}; valid settings: {valid}')
   bundle = model if isinstance(model, ModelBundle) else load_pretrained(
       model, require_discriminator=True)
-  state, adapted = loop.train(config, workdir, bundle=bundle, images=images)
+  state, adapted = train(config, workdir, bundle=bundle, images=images)  # trainer 'adapt'
   return adapted, state
+
+
+def trainer(name: str):
+  """The function TRAINERS names for `name` (a config's `trainer` field), imported now."""
+  if name not in TRAINERS:
+    raise ConfigError(f'config.trainer {name!r} names no trainer; set it to one of '
+                      f'{sorted(TRAINERS)} (fsig_jax.api.TRAINERS)')
+  module, function = TRAINERS[name].split(':')
+  return getattr(importlib.import_module(module), function)
+
+
+def train(config, workdir: Optional[str] = None, **kw):
+  """Runs the trainer `config.trainer` selects (TRAINERS) on `config`, writing to `workdir`.
+
+  `launch/main.py` is this function on a config file; `kw` go to the trainer
+  (e.g. bundle= and images= for 'adapt', as in `adapt()`). Returns what the
+  trainer returns ('adapt': (final train state, adapted ModelBundle)).
+  """
+  return trainer(config.trainer)(config, workdir, **kw)

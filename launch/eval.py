@@ -21,11 +21,9 @@ import os
 from absl import app, flags
 import numpy as np
 
-from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.convert.load import load_pretrained
-from fsig_jax.data.images import DataError
 from fsig_jax.engine import export
-from fsig_jax.engine.run_config import ConfigError
+from fsig_jax.errors import FsigError
 from fsig_jax.metrics import evaluate
 from fsig_jax.utils.cli import fail
 from fsig_jax.utils.images import save_grid
@@ -107,7 +105,7 @@ def main(argv):
     result = evaluate.evaluate(bundle, reference=ref_src, few_shot=few_src, num_samples=num,
                                seed=SEED.value, metrics=METRICS.value, cache_dir=cache or None,
                                batch_size=BATCH.value)
-  except (CheckpointError, DataError, ConfigError, ValueError) as err:
+  except (FsigError, ValueError) as err:
     fail(str(err))
   result = {'step': step, 'workdir': WORKDIR.value, 'checkpoint': CKPT.value, **result}
   if GRID.value > 0:

@@ -1,30 +1,34 @@
-"""Train or adapt from a config file.
+"""Train or adapt from a config file; `config.trainer` picks the trainer (fsig_jax.api.TRAINERS).
 
-  python launch/main.py --config=configs/tgan_anime_to_babies.py --workdir=runs/tgan
-  python launch/main.py --config=configs/cdc_anime_to_sketches.py --config.steps=500 --workdir=...
+  python launch/main.py --config=configs/quickstart.py --workdir=runs/quickstart
+  python launch/main.py --config=configs/offline.py:cdc,anime_sketch --workdir=runs/cdc_sketch
+  python launch/main.py --config=configs/pretrain_anime64.py --workdir=runs/pretrain_anime64
+  python launch/main.py --config=configs/pretrain_progan32.py --workdir=runs/pretrain_progan32
 
-Re-running the same command resumes from the newest complete checkpoint in
---workdir. Multi-host: pass --coordinator=HOST:PORT --num_processes=N
---process_id=I on every host (on CPU add --cpu_collectives).
+Other configs: configs/rick_afhq_cat.py, configs/adam_babies.py,
+configs/paper_ffhq256.py:METHOD,TARGET (each file's docstring says what it runs
+and which models and data it needs). Any field can be overridden, e.g.
+--config.hparams.lr=0.001. Re-running the same command resumes from the newest
+complete checkpoint in --workdir. Multi-host: pass --coordinator=HOST:PORT
+--num_processes=N --process_id=I on every host (on CPU add --cpu_collectives).
 """
 import os
 import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from fsig_jax.convert.errors import CheckpointError
-from fsig_jax.data.images import DataError
-from fsig_jax.engine import loop, parallel, progressive
-from fsig_jax.utils.cli import fail
+from fsig_jax import api
+from fsig_jax.engine import parallel
+from fsig_jax.errors import FsigError, NonFiniteLossError
+from fsig_jax.utils.cli import config_flags_parser, fail
 from fsig_jax.utils.logs import quiet_logs
-from fsig_jax.engine.run_config import ConfigError
 
 # configs/*.py import configs.common: make the repo root importable.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-CONFIG = config_flags.DEFINE_config_file('config', None, 'experiment config file',
-                                         lock_config=True)
+CONFIG_HELP = ('experiment config file, FILE or FILE:ARG: configs/quickstart.py, '
+               'configs/offline.py:METHOD,TARGET, configs/pretrain_anime64.py, ... '
+               '(override fields with --config.FIELD=VALUE)')
 WORKDIR = flags.DEFINE_string('workdir', None, 'where checkpoints, logs and samples go',
                               required=True)
 COORD = flags.DEFINE_string('coordinator', None, 'multi-host: coordinator address HOST:PORT')
@@ -36,45 +40,18 @@ CPU_COLL = flags.DEFINE_bool('cpu_collectives', False, 'multi-host on CPU: use g
 def main(argv):
   del argv
   quiet_logs()
+  config = flags.FLAGS.config
+  if config is None:
+    fail('--config=configs/<name>.py is required (e.g. --config=configs/quickstart.py)')
   if COORD.value:
     parallel.initialize_distributed(COORD.value, NPROC.value, PID.value, CPU_COLL.value)
   try:
-    config = CONFIG.value
-    if config is None:
-      fail('--config=configs/<name>.py is required')
-    config.to_dict()  # a config file that failed to load raises only when used
-  except (OSError, AttributeError, KeyError, ValueError, TypeError) as e:
-    fail(f'could not load --config: {_last_line(e)}')
-  try:
-    if 'progressive' in config:  # ProGAN pretraining (configs/pretrain_progan64.py)
-      progressive.pretrain(config, WORKDIR.value)
-    else:
-      loop.train(config, WORKDIR.value)
-  except (ConfigError, CheckpointError, DataError) as e:
-    fail(str(e))
-  except loop.NonFiniteLossError as e:
+    api.train(config, WORKDIR.value)
+  except NonFiniteLossError as e:  # a loss became NaN/inf: exit code 3
     fail(str(e), code=3)
-
-
-def _last_line(e: BaseException) -> str:
-  """The final 'XError: message' of an error text that may embed a traceback."""
-  lines = [l.strip() for l in str(e).replace('\\n', '\n').splitlines() if l.strip()]
-  if any(l.startswith('Traceback') for l in lines):
-    lines = [l for l in lines if not l.startswith(('File ', 'Traceback', '^', '~'))]
-    errors = [l for l in lines if l.split(':')[0].endswith(('Error', 'Exception'))]
-    return errors[-1] if errors else lines[-1]
-  return ' '.join(lines).replace("\\'", "'").strip("'")
-
-
-def parse_flags(argv):
-  """absl flag parsing, with config-file and override mistakes as one clear line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    fail(f'{_last_line(e)} (pass --helpshort for the flags)')
-  except (OSError, AttributeError, KeyError, ValueError, TypeError) as e:
-    fail(f'could not load --config: {type(e).__name__}: {_last_line(e)}')
+  except FsigError as e:
+    fail(str(e))
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=config_flags_parser(CONFIG_HELP))

@@ -75,10 +75,29 @@ def _shown(path: str) -> str:
   return os.path.relpath(path) if os.path.isabs(path) else path
 
 
+# Flags whose values the card shows as a placeholder: the workdir is a path on the machine
+# that trained the model (as in the training command, --workdir=WORKDIR), the note is free text.
+_PLACEHOLDERS = {'--workdir': 'WORKDIR', '--training_note': '...'}
+
+
+def _paths_shown(result: dict) -> dict:
+  """An evaluation result with its data paths ('reference', 'real') as _shown."""
+  return {k: _shown(v) if k in ('reference', 'real') and isinstance(v, str) else v
+          for k, v in result.items()}
+
+
 def _shown_args(args) -> str:
-  """The command line as the card shows it: shell-quoted, the free-text note elided."""
-  return shlex.join(a.split('=', 1)[0] + '=...' if a.startswith('--training_note=') else a
-                    for a in args)
+  """The command line as the card shows it: shell-quoted, with _PLACEHOLDERS."""
+  shown, args = [], list(args)
+  while args:
+    a = args.pop(0)
+    name = a.split('=', 1)[0]
+    if name in _PLACEHOLDERS:
+      if '=' not in a and args:
+        args.pop(0)  # the value as a separate argument
+      a = f'{name}={_PLACEHOLDERS[name]}'
+    shown.append(a)
+  return shlex.join(shown)
 
 
 def _hours(seconds: float) -> str:
@@ -210,7 +229,8 @@ def main(argv):
                               '--workdir=WORKDIR',
                    'note': TRAINING_NOTE.value, **time_},
       'num_samples': NUM.value, 'seed': SEED.value,
-      'model_scores': evaluate.json_ready(scores), 'floor_scores': floor,
+      'model_scores': _paths_shown(evaluate.json_ready(scores)),
+      'floor_scores': _paths_shown(floor),
   }
   with open(os.path.join(out, 'card.json'), 'w') as f:
     json.dump(card, f, indent=2)

@@ -1,5 +1,6 @@
 """A table of bad inputs (folders, images, configs, checkpoints, flags), each
 answered with a clear error that names the problem and the fix."""
+import re
 import subprocess
 import sys
 import types
@@ -123,23 +124,58 @@ def test_batch_not_divisible_by_devices():
 
 CLI = [
     (['--config=configs/offline.py:tgan,babies', '--config.hparams.lrr=1'],
-     'Did you mean "lr" instead of "lrr"'),
-    (['--config=configs/offline.py:cdc'], 'config argument must be METHOD,TARGET'),
+     "config.hparams has no field 'lrr'; did you mean --config.hparams.lr?"),
+    (['--config=configs/offline.py:cdc'],
+     'could not load --config=configs/offline.py:cdc (configs/common.py, line '),
+    (['--config=configs/offline.py:cdc'], 'ConfigError: config argument must be METHOD,TARGET'),
     (['--config=configs/offline.py:cdc,bbies'], "unknown target 'bbies'"),
     (['--config=configs/nope.py'], "No such file or directory: 'configs/nope.py"),
+    (['--config=configs/ofline.py'], 'did you mean configs/offline.py?'),
     (['--config=configs/offline.py:tgan,babies', '--config.steps=abc'], '--config.steps=abc'),
     (['--config=configs/paper_ffhq256.py:cdc,babies'],
      "config.model.checkpoint 'checkpoints/ffhq256.pt' does not exist"),
+    (['--config=configs/offline.py:tgan,babies', '--config.trainer=distill'],
+     "config.trainer 'distill' names no trainer; set it to one of ['adapt', 'progressive']"),
 ]
+
+
+def run_launcher(*args):
+  return subprocess.run([sys.executable, 'launch/main.py', *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+
+
+def assert_one_clear_line(r, message):
+  """Exit code 2, `fsig-jax: error: ...message...` on one line, no traceback or raw
+  ml_collections wording (its module name config_config, escaped quotes)."""
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert 'Traceback' not in r.stderr, r.stderr[-3000:]
+  line = [l for l in r.stderr.splitlines() if l.startswith('fsig-jax: error:')]
+  assert len(line) == 1 and message in line[0], r.stderr[-2000:]
+  assert 'config_config' not in r.stderr and "\\'" not in r.stderr, r.stderr[-2000:]
 
 
 @pytest.mark.parametrize('args,message', CLI, ids=[a[-1].split('=')[-1] for a, _ in CLI])
 def test_launcher_reports_one_clear_line(args, message, tmp_path):
-  r = subprocess.run([sys.executable, 'launch/main.py', *args, f'--workdir={tmp_path / "w"}'],
-                     cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert r.returncode == 2, r.stderr[-2000:]
-  assert 'Traceback' not in r.stderr, r.stderr[-3000:]
-  assert 'fsig-jax: error:' in r.stderr and message in r.stderr, r.stderr[-2000:]
+  assert_one_clear_line(run_launcher(*args, f'--workdir={tmp_path / "w"}'), message)
+
+
+def test_config_file_errors_name_the_file_and_line(tmp_path):
+  """An error inside a user's config file: its type, message, file and line, from the
+  exception object (not from traceback text)."""
+  config = tmp_path / 'mine.py'
+  config.write_text('def get_config(arg=""):\n  c = dict()\n  return c.missing_field\n')
+  assert_one_clear_line(
+      run_launcher(f'--config={config}', f'--workdir={tmp_path / "w"}'),
+      f"could not load --config={config} ({config}, line 3): "
+      "AttributeError: 'dict' object has no attribute 'missing_field'")
+
+
+def test_launcher_names_only_configs_that_exist():
+  """launch/main.py's docstring (its --help) and flag help name real config files."""
+  text = (ROOT / 'launch' / 'main.py').read_text()
+  named = set(re.findall(r'configs/[\w/]+\.py', text))
+  assert {'configs/quickstart.py', 'configs/offline.py'} <= named
+  assert not [p for p in named if not (ROOT / p).is_file()], named
 
 
 def test_launcher_requires_workdir():

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from conftest import ROOT, shared_path
+from fsig_jax import run
 from fsig_jax.engine import run_config
 from fsig_jax.methods import REGISTRY, get_method
 
@@ -93,3 +94,35 @@ def test_pretraining_configs_name_buildable_architectures():
       pg, n = c.progressive, c.hparams.batch_size
       grown = stage(c.steps * n, res, pg.train_kimg, pg.transition_kimg)
       assert grown == (res, 1.0), (module.__name__, grown)
+
+
+def test_config_trainer_picks_the_trainer():
+  """`config.trainer` names the trainer in fsig_jax.api.TRAINERS: the ProGAN pretraining
+  configs 'progressive', every other config 'adapt' (the default)."""
+  from configs import pretrain_anime64, pretrain_progan32, pretrain_progan64, quickstart  # noqa: E501  pylint: disable=g-import-not-at-top
+  from fsig_jax import api  # pylint: disable=g-import-not-at-top
+  from fsig_jax.engine import loop, progressive  # pylint: disable=g-import-not-at-top
+  assert api.trainer('adapt') is loop.train
+  assert api.trainer('progressive') is progressive.pretrain
+  assert pretrain_progan64.get_config().trainer == 'progressive'
+  assert pretrain_progan32.get_config().trainer == 'progressive'
+  for c in (pretrain_anime64.get_config(), quickstart.get_config(),
+            offline.get_config('cdc,babies'), rick_afhq_cat.get_config('')):
+    assert c.trainer == 'adapt'
+  c = offline.get_config('tgan,babies')
+  c.trainer = 'distill'
+  with pytest.raises(run_config.ConfigError, match=r"'distill' names no trainer.*'progressive'"):
+    api.train(c, None)
+
+
+def test_runs_saved_before_the_trainer_field_resume():
+  """A run.json written before `trainer` existed resumes with the trainer it ran
+  ('progressive' when it has config.progressive); another trainer is refused."""
+  from configs import pretrain_progan64  # pylint: disable=g-import-not-at-top
+  for c in (pretrain_progan64.get_config(), offline.get_config('tgan,babies')):
+    saved = json.loads(c.to_json_best_effort())
+    del saved['trainer']
+    run.check_resumable(json.dumps(saved), c, 'wd', run_config.default_config())
+  c.trainer = 'progressive'
+  with pytest.raises(run_config.ConfigError, match=r"trainer: 'adapt' -> 'progressive'"):
+    run.check_resumable(json.dumps(saved), c, 'wd', run_config.default_config())

@@ -13,9 +13,10 @@ import pytest
 import fsig_jax
 from conftest import ROOT
 from engine_utils import leaves_with_paths, tiny_bundle, tiny_images
-from fsig_jax import methods
+from fsig_jax import methods, run
 from fsig_jax.engine import loop, run_config
 from fsig_jax.methods.base import Method
+from fsig_jax.utils.images import save_grid
 
 
 def tiny_config(steps, **kw):
@@ -68,11 +69,11 @@ def test_resume_with_another_config_is_refused(tmp_path):
 def test_settings_added_later_at_their_default_do_not_block_resume():
   saved = json.loads(tiny_config(2).to_json_best_effort())
   del saved['hparams']['loss']  # as written by an fsig-jax before hparams.loss existed
-  run_config.check_resumable(json.dumps(saved), tiny_config(4), 'wd')
+  run.check_resumable(json.dumps(saved), tiny_config(4), 'wd', run_config.default_config())
   changed = tiny_config(4)
   changed.hparams.loss = 'wgan_gp'
   with pytest.raises(run_config.ConfigError, match=r"hparams.loss: None -> 'wgan_gp'"):
-    run_config.check_resumable(json.dumps(saved), changed, 'wd')
+    run.check_resumable(json.dumps(saved), changed, 'wd', run_config.default_config())
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
@@ -84,7 +85,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
   c = tiny_config(6)
   c.method.names = 'bomb'
   wd = str(tmp_path / 'wd')
-  with pytest.raises(loop.NonFiniteLossError, match=r"step 3: loss term\(s\) \['bomb'\]"):
+  with pytest.raises(run.NonFiniteLossError, match=r"step 3: loss term\(s\) \['bomb'\]"):
     final_leaves(c, wd)
   assert sorted(os.listdir(os.path.join(wd, 'checkpoints'))) == ['2']
 
@@ -145,8 +146,8 @@ def test_sample_grid_shows_the_source_row_only_when_adapting(tmp_path):
   res = bundle.config.resolution
   z = jax.random.normal(jax.random.PRNGKey(0), (16, bundle.config.z_dim))
   source_row = np.asarray(bundle.generate(z))
-  both = loop._sample_grid(str(tmp_path / 'a.png'), source_row, bundle, z)  # pylint: disable=protected-access
-  alone = loop._sample_grid(str(tmp_path / 'b.png'), None, bundle, z)  # pylint: disable=protected-access
+  both = save_grid(str(tmp_path / 'a.png'), *loop.sample_rows(source_row, bundle, z))
+  alone = save_grid(str(tmp_path / 'b.png'), *loop.sample_rows(None, bundle, z))
   (w_both, h_both), (w_alone, h_alone) = Image.open(both).size, Image.open(alone).size
   side = lambda n: n * (res + 2) + 2  # noqa: E731  (make_grid pads 2 px)
   assert (w_both, h_both) == (side(16), side(2))   # 16 columns, 2 rows
@@ -156,7 +157,7 @@ def test_sample_grid_shows_the_source_row_only_when_adapting(tmp_path):
 def test_progress_rate_follows_the_recent_speed():
   """The ETA uses the last `window` lines: after a slowdown (a ProGAN growing, a busier
   machine) the rate is the new one, not the run's average; the first line is compile."""
-  p = loop.Progress(1000, window=2)
+  p = run.Progress(1000, window=2)
   assert 'first step (includes compilation)' in p.line(1, {}, now=0.0)
   assert '10.00 it/s | ETA 1:38' in p.line(11, {}, now=1.0)
   p.line(21, {}, now=2.0)

@@ -15,10 +15,11 @@ from PIL import Image
 from conftest import ROOT, shared_path
 from engine_utils import leaves_with_paths, tiny_bundle, tiny_images
 from test_engine_loop import tiny_config
+from fsig_jax import run as run_lib
 from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.convert.load import load_pretrained
 from fsig_jax.engine import export, loop, run_config
-from fsig_jax.metrics import evaluate, features, fid
+from fsig_jax.metrics import evaluate, features, fid, image_sources
 from fsig_jax.utils.images import to_uint8
 
 
@@ -77,7 +78,7 @@ def test_evaluate_returns_labelled_finite_numbers_and_caches(tmp_path, monkeypat
   # and the same seed scores the same samples.
   def no_loading(*a, **k):
     raise AssertionError('reference images were loaded despite the cache')
-  monkeypatch.setattr(evaluate, 'load_images', no_loading)
+  monkeypatch.setattr(image_sources, 'load_images', no_loading)  # the one loader of sources
   again = evaluate.evaluate(bundle, reference=str(ref), num_samples=16, seed=0,
                             metrics='fid_vgg,kid_vgg', cache_dir=str(cache), batch_size=BATCH)
   assert again['FID-VGG'] == pytest.approx(r['FID-VGG'], rel=1e-6)
@@ -118,7 +119,7 @@ def test_config_eval_settings():
   pre = pretrain_anime64.get_config()
   assert pre.eval_every == 5000 and pre.eval.num_samples == 2000 and pre.eval.few_shot == ''
   assert pre.eval.reference.endswith(os.path.join('anime_faces_64', 'test'))
-  assert 'eval' in run_config.RESUMABLE_CHANGES and 'eval_every' in run_config.RESUMABLE_CHANGES
+  assert "eval" in run_lib.RESUMABLE_CHANGES and "eval_every" in run_lib.RESUMABLE_CHANGES
 
 
 def test_periodic_eval_writes_jsonl(workdir):
@@ -207,6 +208,8 @@ def test_release_model_writes_model_card(workdir, tmp_path):
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, v.astype(np.float16).astype(np.float32), err_msg=k)
   card = json.loads((out / 'card.json').read_text())
+  # The card shows no path of the machine that trained it: the workdir is a placeholder.
+  assert '--workdir=WORKDIR' in card['command'] and str(wd) not in json.dumps(card)
   assert card['training']['steps'] == 4 and card['training']['processes'] == 1
   assert card['training']['images_seen'] == 4 * card['hparams']['batch_size']
   assert card['training']['seconds'] > 0 and card['hardware'] == 'test machine'

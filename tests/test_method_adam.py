@@ -22,7 +22,7 @@ import fsig_jax
 from conftest import ROOT
 from engine_utils import leaves_with_paths, tiny_hparams
 from fsig_jax.convert.load import load_bundle
-from fsig_jax.engine import export, loop, run_config
+from fsig_jax.engine import export, loop, phases, run_config
 from fsig_jax.engine.state import init_state, state_to_bundle
 from fsig_jax.methods import get_method
 from fsig_jax.methods.adam import (MOD, decide, filter_importance, fold, init_modulation,
@@ -235,7 +235,8 @@ def _initial_state():
   for k, v in HP.items():
     hp[k] = v
   return jax.device_get(init_state(tiny_bundle(), hp, get_method('adam', adam=KW),
-                                   jax.random.PRNGKey(0), images=tiny_images(8)))
+                                   jax.random.PRNGKey(0), images=tiny_images(8),
+                                   run_phase=phases.runner()))
 
 
 def test_frozen_base_filters_never_change_while_their_modulation_does(run4):
@@ -329,6 +330,73 @@ def test_resume_gives_the_same_run(run4, tmp_path):
   _, state = fsig_jax.adapt(tiny_bundle(), tiny_images(8), method='adam', steps=4, workdir=wd2,
                             method_kwargs={'adam': KW}, **RUN)
   want, got = _flat(final), _flat(jax.device_get(state))
+  assert want.keys() == got.keys()
+  for k in want:
+    np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+KILL_SCRIPT = r'''
+import logging, sys
+sys.path.insert(0, 'tests')
+logging.basicConfig(level=logging.INFO, format='%(message)s', stream=sys.stdout)
+import jax, numpy as np
+from engine_utils import leaves_with_paths
+from test_method_adam import tiny_bundle, tiny_images  # the 8 px model of this module
+import fsig_jax
+_, state = fsig_jax.adapt(
+    tiny_bundle(), tiny_images(8), method='adam', steps=2, workdir=sys.argv[1],
+    method_kwargs={'adam': dict(probe_steps=6, num_batch_fisher=1)}, seed=0,
+    log_every=1, checkpoint_every=1, sample_every=0, pl_weight=0.0, r1_gamma=0.0)
+np.savez(sys.argv[2], **leaves_with_paths(jax.device_get(state)))
+print('DONE')
+'''
+
+
+@pytest.mark.slow
+def test_sigkill_during_probing_resumes_probing_where_it_stopped(tmp_path):
+  """Probing is a phase of the run: killed with SIGKILL mid-probing, the next
+  run restores the probing checkpoint, trains only the probing steps after it,
+  and ends bit-identical to a run that was never killed."""
+  import re  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  wd = str(tmp_path / 'wd')
+  probe_ckpts = os.path.join(wd, 'phases', 'adam_probe', 'checkpoints')
+  out = str(tmp_path / 'final.npz')
+  p = subprocess.Popen([sys.executable, '-c', KILL_SCRIPT, wd, out], cwd=ROOT,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  t0 = time.time()
+  while time.time() - t0 < 300:  # kill once probing has checkpointed step 2
+    done = [int(d) for d in os.listdir(probe_ckpts) if d.isdigit()] \
+        if os.path.isdir(probe_ckpts) else []
+    if p.poll() is not None or (done and max(done) >= 2):
+      break
+    time.sleep(0.01)
+  p.send_signal(signal.SIGKILL)
+  p.wait()
+  assert p.returncode == -signal.SIGKILL, 'the run ended before it could be killed mid-probing'
+  killed_at = max(int(d) for d in os.listdir(probe_ckpts) if d.isdigit())
+  assert 2 <= killed_at < 6
+  assert not [d for d in os.listdir(os.path.join(wd, 'checkpoints')) if d.isdigit()]
+
+  r = subprocess.run([sys.executable, '-c', KILL_SCRIPT, wd, out], cwd=ROOT, capture_output=True,
+                     text=True, timeout=600)
+  assert r.returncode == 0 and 'DONE' in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+  assert f'adam_probe: resuming from checkpoint at step {killed_at}' in r.stdout, r.stdout
+  probed = [int(m) for m in re.findall(r'adam_probe: step (\d+)/6', r.stdout)]
+  assert probed and min(probed) == killed_at + 1 and max(probed) == 6, probed
+
+  # A third run resumes the finished main run: probing is not repeated at all.
+  got = dict(np.load(out))
+  r3 = subprocess.run([sys.executable, '-c', KILL_SCRIPT, wd, out], cwd=ROOT, capture_output=True,
+                      text=True, timeout=600)
+  assert r3.returncode == 0 and 'adam_probe: done earlier' in r3.stdout, r3.stdout[-3000:]
+  assert not re.search(r'adam_probe: step \d', r3.stdout)
+
+  _, want = fsig_jax.adapt(tiny_bundle(), tiny_images(8), method='adam', steps=2,
+                           method_kwargs={'adam': dict(probe_steps=6, num_batch_fisher=1)},
+                           seed=0, log_every=1, checkpoint_every=1, sample_every=0, **HP)
+  want = _flat(jax.device_get(want))
   assert want.keys() == got.keys()
   for k in want:
     np.testing.assert_array_equal(got[k], want[k], err_msg=k)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engine_utils import TINY, leaves_with_paths, tiny_hparams, tiny_images
-from fsig_jax.engine.context import InitContext, Models, StepContext
+from fsig_jax.methods.context import InitContext, StepContext
+from fsig_jax.models.functional import Models
 from fsig_jax.engine.state import init_state
 from fsig_jax.engine.step import make_train_step
 from fsig_jax.methods.base import MethodInit, compose

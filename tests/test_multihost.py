@@ -23,10 +23,11 @@ assert jax.process_count() == 2 and jax.device_count() == 4, (jax.process_count(
 from engine_utils import leaves_with_paths, tiny_bundle, tiny_images
 from test_engine_loop import tiny_config
 from fsig_jax.engine import loop
+from fsig_jax.run import host
 c = tiny_config(3)
 c.hparams.batch_size = 4
 state, _ = loop.train(c, None, bundle=tiny_bundle(), images=tiny_images(8))
-np.savez(out, **leaves_with_paths(loop._host(state)))
+np.savez(out, **leaves_with_paths(host(state)))
 print('OK', pid)
 '''
 

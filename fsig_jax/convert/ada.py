@@ -15,9 +15,9 @@ from typing import Any, Dict
 
 import numpy as np
 
-from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.convert.state import StateDict, conv, dense
 from fsig_jax.convert.torch_file import module_attributes, module_state_dict
+from fsig_jax.errors import CheckpointError
 from fsig_jax.models.config import StyleGAN2Config, resolutions
 from fsig_jax.nn.upfirdn import setup_filter
 

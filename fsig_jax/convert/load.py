@@ -18,8 +18,8 @@ import jax
 import numpy as np
 
 from fsig_jax.convert import ada, rosinality
-from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.convert.torch_file import load_checkpoint
+from fsig_jax.errors import CheckpointError
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.config import StyleGAN2Config
 from fsig_jax.models.progan import ProGANConfig

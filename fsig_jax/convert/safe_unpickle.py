@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from fsig_jax.convert.errors import UnsafePickleError
+from fsig_jax.errors import UnsafePickleError
 
 try:  # numpy >= 2 keeps the pickle helpers in numpy._core
   from numpy._core import multiarray as _multiarray
@@ -270,8 +270,7 @@ class SafeUnpickler(pickle.Unpickler):
     return self._storage_loader(pid)
 
   def _load_from_bytes(self, data):
-    """torch.storage._load_from_bytes: a nested torch.save of one storage."""
-    from fsig_jax.convert import torch_file  # pylint: disable=import-outside-toplevel
-    if not isinstance(data, (bytes, bytearray)):
-      raise ValueError('torch.storage._load_from_bytes expects bytes')
-    return torch_file.load_torch_bytes(bytes(data), f'{self.label} (nested storage)')
+    """torch.storage._load_from_bytes: a nested torch.save of one storage. Only
+    the torch-file reader knows that format: `torch_file` overrides this."""
+    raise ValueError(f'{self.label} holds a nested torch.save storage: read the file with '
+                     'fsig_jax.convert.torch_file, not a bare SafeUnpickler')

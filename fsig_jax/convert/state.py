@@ -9,7 +9,7 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-from fsig_jax.convert.errors import CheckpointError
+from fsig_jax.errors import CheckpointError
 
 
 class StateDict:

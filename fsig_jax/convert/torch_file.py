@@ -21,9 +21,9 @@ from typing import Any, BinaryIO, Callable, Dict, Iterator, Tuple, Union
 
 import numpy as np
 
-from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.convert.safe_unpickle import (ElementType, PendingStorage, PersistentObject,
                                             SafeUnpickler, TorchType, decode_storage)
+from fsig_jax.errors import CheckpointError
 
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 LEGACY_PROTOCOL = 1001
@@ -38,6 +38,15 @@ PathLike = Union[str, 'os.PathLike[str]']
 
 # --- public API -----------------------------------------------------------------
 
+class _Unpickler(SafeUnpickler):
+  """`SafeUnpickler` that reads nested torch.save storages with this module."""
+
+  def _load_from_bytes(self, data):
+    if not isinstance(data, (bytes, bytearray)):
+      raise ValueError('torch.storage._load_from_bytes expects bytes')
+    return load_torch_bytes(bytes(data), f'{self.label} (nested storage)')
+
+
 def load_checkpoint(path: PathLike) -> Any:
   """Loads a torch.save file or an NVIDIA network pickle, told apart by its bytes."""
   label = os.fspath(path)
@@ -46,7 +55,7 @@ def load_checkpoint(path: PathLike) -> Any:
     if kind in ('zip', 'legacy'):
       return _guarded(label, lambda: _read_torch_stream(f, label, kind))
     if kind == 'plain-pickle':
-      return _guarded(label, lambda: SafeUnpickler(f, label).load())
+      return _guarded(label, lambda: _Unpickler(f, label).load())
     raise _not_a_checkpoint(label, kind)
 
 
@@ -74,7 +83,7 @@ def load_network_pickle(path: PathLike) -> Any:
                             'read it with load_torch_file()')
     if kind != 'plain-pickle':
       raise _not_a_checkpoint(label, kind)
-    return _guarded(label, lambda: SafeUnpickler(f, label).load())
+    return _guarded(label, lambda: _Unpickler(f, label).load())
 
 
 def load_torch_bytes(data: bytes, label: str) -> Any:
@@ -198,7 +207,7 @@ def _read_zip(f: BinaryIO, label: str) -> Any:
     byteorder = _zip_byteorder(zf, prefix, label)
     loader = _zip_storage_loader(zf, prefix, byteorder, label)
     data = io.BytesIO(zf.read(prefix + 'data.pkl'))
-    return SafeUnpickler(data, label, loader).load()
+    return _Unpickler(data, label, loader).load()
 
 
 def _zip_prefix(zf: zipfile.ZipFile, label: str) -> str:
@@ -257,18 +266,18 @@ def _read_legacy(f: BinaryIO, label: str) -> Any:
   _plain_load(f, label)  # sys_info; storages are always little-endian
   start = f.tell()
   pending = {}
-  SafeUnpickler(f, label, _legacy_collector(pending)).load()
+  _Unpickler(f, label, _legacy_collector(pending)).load()
   keys = _plain_load(f, label)
   if not isinstance(keys, list):
     raise ValueError('the storage key list is missing')
   raw = {key: _read_legacy_storage(f, key, pending) for key in keys}
   f.seek(start)
-  return SafeUnpickler(f, label, _legacy_resolver(raw)).load()
+  return _Unpickler(f, label, _legacy_resolver(raw)).load()
 
 
 def _plain_load(f: BinaryIO, label: str) -> Any:
   """Reads one pickle that may not refer to storages (legacy headers, key list)."""
-  return SafeUnpickler(f, label).load()
+  return _Unpickler(f, label).load()
 
 
 def _legacy_collector(pending: Dict[str, Tuple[ElementType, int]]) -> Callable:

@@ -27,6 +27,7 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from fsig_jax.errors import DataError
 from fsig_jax.utils.images import to_uint8  # pylint: disable=unused-import (re-exported)
 
 _log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _GRAYSCALE_CHOICES = ("convert", "error")
 _ALPHA_CHOICES = ("composite", "error")
-
-
-class DataError(ValueError):
-  """A user-facing data problem; the message names the path, the problem and the fix."""
 
 
 # ----------------------------------------------------------------------------- folders

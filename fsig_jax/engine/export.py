@@ -12,7 +12,6 @@ started from). Nothing is written, so a live run can be evaluated while it
 trains (a checkpoint gets its step name only when complete; a half-written
 one is never read).
 """
-import dataclasses
 import json
 import os
 from typing import Optional, Tuple
@@ -25,8 +24,8 @@ from fsig_jax.engine.state import state_to_bundle
 from fsig_jax.models import presets
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.config import StyleGAN2Config
+from fsig_jax.run import ARCHITECTURE_FILE
 
-ARCHITECTURE_FILE = 'model_config.json'
 
 
 def is_workdir(path: str) -> bool:
@@ -66,19 +65,8 @@ def checkpoint_steps(workdir: str) -> list:
                 if d.isdigit() and os.path.isdir(os.path.join(ckdir, d, 'default')))
 
 
-def write_architecture(workdir: str, cfg) -> None:
-  """Records the trained architecture beside config.json (once; the loop calls this)."""
-  path = os.path.join(workdir, ARCHITECTURE_FILE)
-  if not os.path.exists(path):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-      json.dump({'arch': getattr(cfg, 'arch', 'stylegan2'), 'config': dataclasses.asdict(cfg)},
-                f, indent=2)
-    os.replace(tmp, path)
-
-
 def _config_from_json(d: dict):
-  """An architecture config from write_architecture's JSON."""
+  """An architecture config from `run.write_architecture`'s JSON."""
   arch = d.get('arch', 'stylegan2')
   if arch == 'stylegan2':
     cls = StyleGAN2Config

@@ -20,12 +20,12 @@ Deviations (for a small CPU budget): one minibatch size at every resolution
 repeats (official `minibatch_repeats` 4 reuses each batch four times).
 
 The state has the engine's layout (step, key, G/D {'net'}, G_ema, G_buffers,
-opt_G/opt_D), so checkpoints, `state_to_bundle` and the exported model are the
-engine's; the run resumes bit-identically like any engine run.
+opt_G/opt_D), so `state_to_bundle` and the exported model are the engine's;
+the workdir, checkpoints, logs, grids and export are the shared `fsig_jax.run`
+machinery, and the run resumes bit-identically like any other.
 """
 import logging
 import math
-import os
 from typing import Optional, Tuple
 
 import jax
@@ -37,11 +37,13 @@ import optax
 from fsig_jax.data.sources import BatchSampler
 from fsig_jax.engine import loop, parallel, run_config
 from fsig_jax.engine.state import state_to_bundle
+from fsig_jax.errors import ConfigError
 from fsig_jax.losses.adversarial import wgan_d, wgan_g
 from fsig_jax.losses.regularizers import gradient_penalty
 from fsig_jax.models.progan import (ProGANConfig, ProGANDiscriminator, ProGANGenerator,
                                     downscale2d, downscale_to, upscale2d)
-from fsig_jax.utils.images import save_grid
+from fsig_jax.run import Run, host
+from fsig_jax.utils.trees import ema
 
 log = logging.getLogger('fsig_jax')
 
@@ -128,7 +130,7 @@ def make_step(cfg: ProGANConfig, pg, res: int, mesh=None):
     g_adv, grads = jax.value_and_grad(g_loss)(state['G'])
     updates, opt_g = opt.update(grads, state['opt_G'], state['G'])
     g_side = optax.apply_updates(state['G'], updates)
-    g_ema = jax.tree.map(lambda e, p: p + (e - p) * pg.ema_beta, state['G_ema'], g_side['net'])
+    g_ema = ema(state['G_ema'], g_side['net'], pg.ema_beta)
     new = {**state, 'step': state['step'] + 1, 'key': keys[0], 'G': g_side, 'D': d_side,
            'G_ema': g_ema, 'opt_G': opt_g, 'opt_D': opt_d}
     return new, {**d_metrics, 'g_wgan': g_adv, 'alpha': jnp.asarray(alpha, jnp.float32),
@@ -150,20 +152,18 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
   bundle, images = loop.prepare(config, bundle, images)
   cfg = bundle.config
   if not isinstance(cfg, ProGANConfig):
-    raise run_config.ConfigError('config.progressive trains a ProGAN; config.model.checkpoint '
+    raise ConfigError('config.progressive trains a ProGAN; config.model.checkpoint '
                                  f'gives a {type(cfg).__name__} (use e.g. random:progan64)')
   pg, hp = config.progressive, config.hparams
   mesh = mesh or parallel.make_mesh()
   parallel.check_batch(hp.batch_size, mesh)
-  lead = jax.process_index() == 0
+  run = Run(config, workdir, defaults=run_config.default_config(), architecture=cfg)
   state = parallel.replicate(init_state(bundle, pg, jax.random.PRNGKey(config.seed)), mesh)
-  mngr, state = loop.open_workdir(config, workdir, state, cfg)
+  state = run.restore(state)
   sampler = BatchSampler(images, hp.batch_size, seed=config.seed, flip=config.data.flip)
-  writer = loop._writer(workdir)  # pylint: disable=protected-access
   z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
                               (config.num_samples, cfg.z_dim))
-  start = int(loop._host(state['step']))  # pylint: disable=protected-access
-  progress = loop.Progress(config.steps)
+  start = run.start(state)
   log.info('%s: ProGAN progressive pretraining on %d images at %dpx, steps %d..%d',
            bundle.source, len(images), cfg.resolution, start, config.steps)
   steps_fns = {}
@@ -184,21 +184,16 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
     local = sampler.local_batch(step, jax.process_index(), jax.process_count())
     new_state, metrics = steps_fns[res](state, parallel.global_batch(local, mesh),
                                         jnp.asarray(alpha, jnp.float32))
-    metrics = {k: float(v) for k, v in loop._host(metrics).items()}  # pylint: disable=protected-access
-    loop.check_finite(metrics, step)
     state, step = new_state, step + 1
-    loop.log_and_checkpoint(config, step, start, metrics, progress, writer, mngr, state)
-    if workdir is not None and lead and config.sample_every and (
-        step % config.sample_every == 0 or step == config.steps):
-      g = loop._host(state['G_ema'])  # pylint: disable=protected-access
+    run.step_done(step, metrics, state)
+    if run.sample_due(step):
+      g = host(state['G_ema'])
       imgs = ProGANGenerator(cfg).apply({'params': g}, z_fixed, resolution=res, alpha=alpha)
       while imgs.shape[1] < cfg.resolution:
         imgs = upscale2d(imgs)
-      path = save_grid(os.path.join(workdir, 'samples', f'step_{step:06d}.png'),
-                       np.asarray(imgs))
-      log.info('wrote %s (%dpx, alpha %.2f)', path, res, alpha)
+      run.grid(step, np.asarray(imgs), note=f'{res}px, alpha {alpha:.2f}')
 
-  model = state_to_bundle(loop._host(state), bundle,  # pylint: disable=protected-access
+  model = state_to_bundle(host(state), bundle,
                           source=f'progan pretrained on {config.data.source}')
-  loop.export_run(workdir, writer, model, step, 'progan-progressive', bundle.source)
+  run.export(model, {'steps': step, 'method': 'progan-progressive', 'source': bundle.source})
   return state, model

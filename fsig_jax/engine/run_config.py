@@ -4,24 +4,17 @@ Experiment files in configs/ start from `default_config()` and change fields;
 `adapt()` does the same from keyword overrides. The config is passed in; the
 library never reads config files itself.
 """
-import json
 from typing import Any, Dict
 
 import ml_collections
 
 from fsig_jax.engine.hparams import default_hparams
-
-# Fields that may differ when resuming a workdir (they do not change the run).
-RESUMABLE_CHANGES = ('steps', 'log_every', 'checkpoint_every', 'sample_every',
-                     'keep_checkpoints', 'eval_every', 'num_samples', 'eval')
-
-
-class ConfigError(ValueError):
-  """A config value is missing, mistyped or inconsistent; the message says which."""
+from fsig_jax.errors import ConfigError
 
 
 def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.trainer = 'adapt'            # which trainer runs the config: a key of fsig_jax.api.TRAINERS
   c.model = ml_collections.ConfigDict()
   c.model.checkpoint = ''        # .pt / .pkl / fsig-jax orbax dir
   c.model.resolution = 0         # 0: as in the checkpoint; else checked against it
@@ -69,36 +62,3 @@ def method_names(config) -> list:
 
 def method_kwargs(config) -> Dict[str, Dict[str, Any]]:
   return {k: dict(v) for k, v in config.method.kwargs.to_dict().items()}
-
-
-def check_resumable(saved_json: str, config, workdir: str):
-  """Raises ConfigError when `config` would change a run saved in `workdir`.
-
-  A setting missing from the saved config (added to fsig-jax after the run
-  started) is no change when it holds its default value, so an upgraded
-  fsig-jax resumes older runs.
-  """
-  saved = json.loads(saved_json)
-  now = json.loads(config.to_json_best_effort())
-  defaults = json.loads(default_config().to_json_best_effort())
-  diffs = []
-
-  def walk(a, b, d, prefix=''):
-    for k in sorted(set(a) | set(b)):
-      key = f'{prefix}{k}'
-      if key in RESUMABLE_CHANGES:
-        continue
-      va, vb = a.get(k), b.get(k)
-      if k not in a and isinstance(d, dict) and k in d and d[k] == vb:
-        continue  # a newer setting at its default
-      if isinstance(va, dict) and isinstance(vb, dict):
-        walk(va, vb, d.get(k) if isinstance(d, dict) else None, key + '.')
-      elif va != vb:
-        diffs.append(f'{key}: {va!r} -> {vb!r}')
-
-  walk(saved, now, defaults)
-  if diffs:
-    raise ConfigError(
-        f'{workdir} holds a run started with a different config ({"; ".join(diffs[:5])}). '
-        f'Resume it with the same config (only {", ".join(RESUMABLE_CHANGES)} may change), '
-        'or pass a new --workdir.')

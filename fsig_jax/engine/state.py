@@ -13,22 +13,28 @@
 
 Nothing else is kept anywhere: checkpointing this dict is checkpointing the run.
 """
-from typing import Optional
+import functools
+from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from fsig_jax.engine.context import InitContext, Models
 from fsig_jax.engine.hparams import lazy_ratio
-from fsig_jax.engine.run_config import ConfigError
+from fsig_jax.errors import ConfigError
+from fsig_jax.methods import REGISTRY, compose
+from fsig_jax.methods.context import InitContext
 from fsig_jax.models.bundle import ModelBundle
+from fsig_jax.models.functional import Models
 
 
-def make_optimizers(hp, cfg=None):
-  """Adam for G and D with the lazy-regularisation correction of StyleGAN2 App. B.
+def make_optimizers(hp, cfg=None) -> Tuple[optax.GradientTransformation,
+                                          optax.GradientTransformation]:
+  """(opt_G, opt_D): Adam with the lazy-regularisation correction of StyleGAN2 App. B.
 
-  rosinality train.py: lr * c and betas ** c with c = every / (every + 1).
+  rosinality train.py: lr * c and betas ** c with c = every / (every + 1). A
+  trainer builds them once and hands the pair to `init_state` and
+  `make_train_step`.
   """
   def adam(every):
     c = lazy_ratio(every)
@@ -42,7 +48,6 @@ def check_architecture(method, architecture: str):
   """A clear ConfigError when a method cannot adapt this kind of model."""
   bad = method.unsupported(architecture)
   if bad:
-    from fsig_jax.methods import REGISTRY  # pylint: disable=g-import-not-at-top
     ok = sorted(n for n, make in REGISTRY.items() if architecture in make().architectures)
     raise ConfigError(f'method {"+".join(bad)} cannot adapt a {architecture} model (it works on '
                       'the layers and features of a StyleGAN2); methods for a '
@@ -50,21 +55,30 @@ def check_architecture(method, architecture: str):
 
 
 def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
-               images: Optional[jax.Array] = None) -> dict:
-  """Builds the state for adapting `bundle` (which needs a discriminator)."""
+               images: Optional[jax.Array] = None, *, optimizers=None, run_phase=None) -> dict:
+  """Builds the state for adapting `bundle` (which needs a discriminator).
+
+  Args:
+    optimizers: the trainer's (opt_G, opt_D) from `make_optimizers`, or None
+      to build them here.
+    run_phase: the trainer's phase runner (`engine.phases.runner`) for methods
+      that train a preliminary stage in their init (AdAM's probing), called as
+      run_phase(bundle, hp, images, name, method, ...); None: such methods refuse.
+  """
   d_vars = bundle.require('D')
   models = Models(bundle.config)
   check_architecture(method, models.architecture)
   g_ema = bundle.nets['G_ema']
   g = bundle.nets.get('G', g_ema)
   key, mkey = jax.random.split(key)
-  minit = method.init(InitContext(bundle, images, mkey, hp, models))
+  phase = None if run_phase is None else functools.partial(run_phase, bundle, hp, images)
+  minit = method.init(InitContext(bundle, images, mkey, hp, models, run_phase=phase))
   # Copies, so no two state leaves share a buffer (the step donates its input).
   as_jnp = lambda t: jax.tree.map(jnp.array, t)  # noqa: E731
   mstate = as_jnp(minit.state)
   g_side = method.param_transform('G', as_jnp({'net': g['params'], **minit.g_extra}), mstate)
   d_side = method.param_transform('D', as_jnp({'net': d_vars['params'], **minit.d_extra}), mstate)
-  opt_g, opt_d = make_optimizers(hp, bundle.config)
+  opt_g, opt_d = optimizers or make_optimizers(hp, bundle.config)
   return {
       'step': jnp.zeros((), jnp.int32),
       'key': key,
@@ -83,7 +97,6 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
 def _registered_method(mstates):
   """The Composite of the registered methods named in state['method'] (default
   kwargs: `Method.effective_params` may depend only on params and state)."""
-  from fsig_jax.methods import REGISTRY, compose  # pylint: disable=g-import-not-at-top
   return compose(*[REGISTRY[name]() for name in mstates if name in REGISTRY])
 
 

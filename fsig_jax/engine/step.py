@@ -18,18 +18,32 @@ import optax
 
 from fsig_jax.data.augment import diff_augment
 from fsig_jax.engine import parallel
-from fsig_jax.engine.context import Models, StepContext
 from fsig_jax.engine.state import make_optimizers
 from fsig_jax.losses.adversarial import d_logistic, g_nonsaturating, wgan_d, wgan_g
 from fsig_jax.losses.regularizers import gradient_penalty, path_length_penalty, r1_penalty
+from fsig_jax.methods.context import StepContext, UpdateContext
+from fsig_jax.models.functional import Models
+from fsig_jax.utils.trees import ema
+
+# The step's random draws, one key each, split from state['key'] in this order
+# (the order is part of the run: a resumed or repeated run draws the same).
+KEYS = ('next',                        # the next step's state['key']
+        'd_z', 'd_noise', 'd_method',  # D phase: latents, noise, method's own draws
+        'd_aug_real', 'd_aug_fake',    # D phase: augmentation of reals / fakes
+        'r1_aug',                      # R1: augmentation of the reals
+        'g_z', 'g_noise', 'g_method', 'g_aug',  # G phase
+        'pl_z', 'pl_noise', 'pl_proj')  # path length: latents, noise, projection
 
 
 def _total(terms):
   return functools.reduce(jnp.add, terms.values())
 
 
-def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
-  """Returns step(state, real) -> (state, metrics), jit-compiled once.
+def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=None):
+  """Returns step(state, real, extra=None) -> (state, metrics), jit-compiled once.
+
+  `real` is the target batch; `extra` the batches of the methods' own image
+  streams ({name: batch}, `Method.data`; see `engine.batches`), or None.
 
   Args:
     cfg: the StyleGAN2Config.
@@ -38,12 +52,14 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
     mesh: optional device mesh (engine.parallel.make_mesh) for data parallelism.
     donate: donate the input state's buffers (saves memory; the caller must
       not reuse the state it passed in).
+    optimizers: the trainer's (opt_G, opt_D) (`state.make_optimizers`), or
+      None to build them here.
   """
   models = Models(cfg)
   if hp.loss not in ('logistic', 'wgan_gp'):
     raise ValueError(f"hparams.loss must be 'logistic' or 'wgan_gp', got {hp.loss!r}")
   wgan = hp.loss == 'wgan_gp'
-  opt_g, opt_d = make_optimizers(hp, cfg)
+  opt_g, opt_d = optimizers or make_optimizers(hp, cfg)
   disc_owner, disc_hook = method.hook('disc')
   z_owner, z_hook = method.hook('sample_z')
   batch = hp.batch_size
@@ -89,14 +105,14 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
     ws = models.broadcast(w[0]) if len(w) == 1 else models.mix(w[0], w[1], kmix, hp.mixing_prob)
     return zs, ws, w[0]
 
-  def train_step(state, real):
-    keys = jax.random.split(state['key'], 14)
-    key = keys[0]
+  def train_step(state, real, extra=None):
+    keys = dict(zip(KEYS, jax.random.split(state['key'], len(KEYS))))
     step, mst = state['step'], state['method']
     g_side, d_side, buffers = state['G'], state['D'], state['G_buffers']
     real = shard(real)
+    extra = jax.tree.map(shard, extra)
     base = dict(step=step, hp=hp, models=models, g_buffers=buffers,
-                source_g=state['source_G'], real=real)
+                source_g=state['source_G'], g_ema=state['G_ema'], real=real, extra=extra)
 
     def eff(side, params):
       """A side as the networks and method hooks see it: 'net' replaced by the
@@ -106,26 +122,27 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
 
     # --- D: logistic loss on real vs G(z) (+ method terms).
     g_eff = eff('G', g_side)
-    zs, ws, _ = sample_ws(g_eff['net'], buffers, keys[1], batch, step, mst)
-    fake = jax.lax.stop_gradient(models.synth(g_eff['net'], buffers, ws, keys[2]))
+    zs, ws, _ = sample_ws(g_eff['net'], buffers, keys['d_z'], batch, step, mst)
+    fake = jax.lax.stop_gradient(models.synth(g_eff['net'], buffers, ws, keys['d_noise']))
 
     def d_loss(d_side):
       d_side = eff('D', d_side)
-      ctx = StepContext(phase='D', key=keys[3], g=g_eff, d=d_side, fake=fake, zs=zs, ws=ws,
-                        noise_key=keys[2], **base)
+      ctx = StepContext(phase='D', key=keys['d_method'], g=g_eff, d=d_side, fake=fake, zs=zs,
+                        ws=ws, noise_key=keys['d_noise'], **base)
       # Independent method keys for the real and the fake pass (CDC draws p_ind twice).
       ctx.real_logits, ctx.d_feats_real = disc(
-          dataclasses.replace(ctx, key=jax.random.fold_in(keys[3], 0)), d_side,
-          augment(real, keys[4]), mst)
+          dataclasses.replace(ctx, key=jax.random.fold_in(keys['d_method'], 0)), d_side,
+          augment(real, keys['d_aug_real']), mst)
       ctx.fake_logits, ctx.d_feats_fake = disc(
-          dataclasses.replace(ctx, key=jax.random.fold_in(keys[3], 1)), d_side,
-          augment(fake, keys[5]), mst)
+          dataclasses.replace(ctx, key=jax.random.fold_in(keys['d_method'], 1)), d_side,
+          augment(fake, keys['d_aug_fake']), mst)
       if wgan:  # ProGAN: critic loss + drift, gradient penalty at every step
         terms = {'d_adv': wgan_d(ctx.real_logits, ctx.fake_logits, hp.drift)}
         if hp.gp_weight > 0:
           critic = lambda x: disc(ctx, d_side, x, mst)[0]  # noqa: E731
           terms['d_gp'] = hp.gp_weight * gradient_penalty(
-              critic, augment(real, keys[4]), augment(fake, keys[5]), jax.random.fold_in(keys[3], 2))
+              critic, augment(real, keys['d_aug_real']), augment(fake, keys['d_aug_fake']),
+              jax.random.fold_in(keys['d_method'], 2))
       else:
         terms = {'d_adv': d_logistic(ctx.real_logits, ctx.fake_logits)}
       terms.update(method.d_terms(ctx, mst))
@@ -143,8 +160,8 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
 
         def loss(d_side):
           d_side = eff('D', d_side)
-          ctx = StepContext(phase='R1', key=keys[3], g=g_eff, d=d_side, **base)
-          fn = lambda x: disc(ctx, d_side, augment(x, keys[6]), mst)[0]  # noqa: E731
+          ctx = StepContext(phase='R1', key=keys['d_method'], g=g_eff, d=d_side, **base)
+          fn = lambda x: disc(ctx, d_side, augment(x, keys['r1_aug']), mst)[0]  # noqa: E731
           pen = r1_penalty(fn, real)
           return hp.r1_gamma / 2 * pen * hp.d_reg_every, pen
 
@@ -161,16 +178,19 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
 
     def g_loss(g_side):
       g_side = eff('G', g_side)
-      zs, ws, w0 = sample_ws(g_side['net'], buffers, keys[7], batch, step, mst)
-      fake, g_feats = models.synth(g_side['net'], buffers, ws, keys[8], return_features=True)
-      ctx = StepContext(phase='G', key=keys[9], g=g_side, d=d_eff, fake=fake, zs=zs, ws=ws,
-                        noise_key=keys[8], g_feats=g_feats, **base)
-      ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_eff, augment(fake, keys[10]), mst)
+      zs, ws, w0 = sample_ws(g_side['net'], buffers, keys['g_z'], batch, step, mst)
+      fake, g_feats = models.synth(g_side['net'], buffers, ws, keys['g_noise'],
+                                   return_features=True)
+      ctx = StepContext(phase='G', key=keys['g_method'], g=g_side, d=d_eff, fake=fake, zs=zs,
+                        ws=ws, noise_key=keys['g_noise'], g_feats=g_feats, **base)
+      ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_eff, augment(fake, keys['g_aug']), mst)
       terms = {'g_adv': wgan_g(ctx.fake_logits) if wgan else g_nonsaturating(ctx.fake_logits)}
       terms.update(method.g_terms(ctx, mst))
-      return _total(terms), (terms, w0)
+      sampled = jax.lax.stop_gradient((zs, ws, w0, ctx.aux))
+      return _total(terms), (terms, sampled)
 
-    (_, (g_terms, w0)), grads = jax.value_and_grad(g_loss, has_aux=True)(g_side)
+    (_, (g_terms, (g_zs, g_ws, w0, g_aux))), grads = jax.value_and_grad(
+        g_loss, has_aux=True)(g_side)
     g_side, opt_g_state = apply(opt_g, 'G', grads, state['opt_G'], g_side, mst)
 
     # --- G regularisation: lazy path length every g_reg_every steps.
@@ -181,10 +201,11 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
 
         def loss(g_side):
           g_side = eff('G', g_side)
-          _, ws, _ = sample_ws(g_side['net'], buffers, keys[11], pl_batch, step, mst,
+          _, ws, _ = sample_ws(g_side['net'], buffers, keys['pl_z'], pl_batch, step, mst,
                                use_hook=False)
-          synth = lambda ws: models.synth(g_side['net'], buffers, ws, keys[12])  # noqa: E731
-          pen, new_mean, _ = path_length_penalty(synth, ws, keys[13], pl_mean, hp.pl_decay)
+          synth = lambda ws: models.synth(g_side['net'], buffers, ws, keys['pl_noise'])  # noqa: E731
+          pen, new_mean, _ = path_length_penalty(synth, ws, keys['pl_proj'], pl_mean,
+                                                 hp.pl_decay)
           return hp.pl_weight * hp.g_reg_every * pen, (pen, new_mean)
 
         (_, (pen, new_mean)), g = jax.value_and_grad(loss, has_aux=True)(g_side)
@@ -197,16 +218,17 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
 
     # --- EMA of G (rosinality `accumulate`) and w_avg tracking (ada-pytorch).
     # The EMA is of the effective weights, so G_ema is always a plain StyleGAN2.
-    beta = hp.ema_beta
-    g_ema = jax.tree.map(lambda e, p: p + (e - p) * beta, state['G_ema'],
-                         method.effective_params('G', g_side, mst))
+    g_ema = ema(state['G_ema'], method.effective_params('G', g_side, mst), hp.ema_beta)
     w_mean = jnp.mean(jax.lax.stop_gradient(w0), axis=0)
     buffers = {**buffers, 'w_avg': w_mean + (buffers['w_avg'] - w_mean) * hp.w_avg_beta}
 
-    new_state = {**state, 'step': step + 1, 'key': key, 'G': g_side, 'D': d_side,
+    new_state = {**state, 'step': step + 1, 'key': keys['next'], 'G': g_side, 'D': d_side,
                  'G_ema': g_ema, 'G_buffers': buffers, 'opt_G': opt_g_state,
                  'opt_D': opt_d_state, 'pl_mean': pl_mean}
-    new_mst = method.update({**new_state, 'real': real, 'models': models, 'hp': hp}, mst)
+    new_mst = method.update(UpdateContext(
+        step=new_state['step'], key=keys['next'], hp=hp, models=models, g=g_side, d=d_side,
+        g_ema=g_ema, g_buffers=buffers, source_g=state['source_G'], real=real, zs=g_zs,
+        ws=g_ws, noise_key=keys['g_noise'], g_aux=g_aux), mst)
     # A method update may change masks (RICK prunes at a re-estimate): keep the
     # trained params consistent with the new method state at once.
     new_state['G'] = method.param_transform('G', new_state['G'], new_mst)
@@ -217,7 +239,14 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True):
     return new_state, metrics
 
   kwargs = {'donate_argnums': 0} if donate else {}
-  if mesh is not None:
-    repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-    kwargs.update(in_shardings=(repl, data), out_shardings=(repl, repl))
-  return jax.jit(train_step, **kwargs)
+  if mesh is None:
+    return jax.jit(train_step, **kwargs)
+  repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  step = jax.jit(train_step, in_shardings=(repl, data, data), out_shardings=(repl, repl),
+                 **kwargs)
+
+  def sharded_step(state, real, extra=None):  # in_shardings need all three arguments
+    return step(state, real, extra)
+
+  sharded_step.lower = lambda state, real, extra=None: step.lower(state, real, extra)
+  return sharded_step

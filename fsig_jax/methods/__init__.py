@@ -5,11 +5,12 @@ from fsig_jax.methods.cdc import cdc
 from fsig_jax.methods.dcl import dcl
 from fsig_jax.methods.ewc import ewc
 from fsig_jax.methods.freezed import freezed
+from fsig_jax.methods.kd_fsig import kd_fsig
 from fsig_jax.methods.rick import rick
 from fsig_jax.methods.tgan import tgan
 
 REGISTRY = {'tgan': tgan, 'freezed': freezed, 'ewc': ewc, 'cdc': cdc, 'dcl': dcl, 'rick': rick,
-            'adam': adam}
+            'adam': adam, 'kd_fsig': kd_fsig}
 
 
 def get_method(names, **kwargs_by_method) -> Composite:

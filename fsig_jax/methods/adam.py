@@ -84,8 +84,11 @@ Deviations, each stated:
   RandomHorizontalFlip), and the probing run always flips its batches (the
   method does not see config.data.flip). The probing G EMA starts from the
   same u, v as the probed G (the official g_ema draws its own 1e-7 ones).
-* Probing runs inside `init`, so a resumed run probes again before its
-  checkpoint replaces the state (deterministic, so nothing changes but time).
+* Probing is a training phase of its own: `init` hands it to the trainer's
+  `run_phase` (the same step, progress lines and checkpoints as the main run,
+  under WORKDIR/phases/adam_probe), so a run killed during probing resumes
+  probing where it stopped, and the probed Fisher is saved there once, so a
+  resumed main run does not probe again.
 """
 import functools
 import json
@@ -98,10 +101,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from fsig_jax.engine.context import Models
 from fsig_jax.losses.adversarial import d_logistic
 from fsig_jax.methods import fisher, masks
 from fsig_jax.methods.base import Method, MethodInit, compose
+from fsig_jax.models.functional import Models
+from fsig_jax.utils.trees import ema
 
 MOD = 'adam'          # the modulation factors' key in state['G'] / state['D']
 PROBE = 'adam_probe'  # the internal probing method
@@ -300,11 +304,9 @@ def probe_method(g_mod, d_mod) -> Method:
     return {**grads, 'net': masks.apply_mask(grads['net'], keep)}
 
   def update(uctx, ms):
-    beta = ms['beta']
-    lerp = lambda e, p: p + (e - p) * beta  # noqa: E731  (rosinality `accumulate`)
-    ema = {s: jax.tree.map(lerp, ms['ema'][s], {'net': uctx[s]['net'], MOD: uctx[s][MOD]})
-           for s in ('G', 'D')}
-    return {**ms, 'ema': ema}
+    sides = {'G': uctx.g, 'D': uctx.d}
+    return {**ms, 'ema': {s: ema(ms['ema'][s], {'net': p['net'], MOD: p[MOD]}, ms['beta'])
+                          for s, p in sides.items()}}
 
   return Method(name=PROBE, init=init, grad_transform=grad_transform, update=update,
                 effective_params=effective_params, architectures=('stylegan2',))
@@ -341,39 +343,39 @@ def probe_fisher(cfg, g_side, d_side, g_buffers, zs, noise_keys, reals, chunk: i
 
 
 def probe(ictx, steps: int, num_batch_fisher: int, chunk: int, key: jax.Array):
-  """Runs importance probing; returns the Fisher of the probed (EMA) G and D sides."""
-  # pylint: disable=g-import-not-at-top
-  from fsig_jax.data.sources import BatchSampler
-  from fsig_jax.engine.state import init_state
-  from fsig_jax.engine.step import make_train_step
-  # pylint: enable=g-import-not-at-top
+  """Runs importance probing as a training phase of the trainer (`ictx.run_phase`);
+  returns the Fisher of the probed (EMA) G and D sides."""
+  if ictx.run_phase is None:
+    raise ValueError('adam: importance probing is a training run of its own and needs the '
+                     "trainer's phase runner: adapt via fsig_jax.adapt(), launch/main.py or "
+                     'engine.loop.train (or pass run_phase=engine.phases.runner() to init_state)')
   bundle, hp = ictx.bundle, ictx.hp
   k_g, k_d, k_state, k_data, k_z, k_n, k_x, k_f = jax.random.split(key, 8)
   g_mod = init_modulation('G', bundle.nets['G_ema']['params'], k_g)
   d_mod = init_modulation('D', bundle.require('D')['params'], k_d)
-  method = compose(probe_method(g_mod, d_mod))
   images = np.asarray(ictx.images, np.float32)
-  state = init_state(bundle, hp, method, k_state, images=images)
-  if steps:
-    train_step = make_train_step(bundle.config, hp, method)
-    sampler = BatchSampler(images, hp.batch_size,
-                           seed=int(jax.random.randint(k_data, (), 0, 2 ** 31 - 1)), flip=True)
-    for i in range(steps):
-      state, _ = train_step(state, jnp.asarray(sampler.batch(i)))
-  ema = state['method'][PROBE]['ema']
-  n = num_batch_fisher * hp.batch_size
-  reals = jnp.asarray(images)[jax.random.randint(k_x, (n,), 0, images.shape[0])]
-  flips = jax.random.bernoulli(k_f, 0.5, (n,))
-  reals = jnp.where(flips[:, None, None, None], reals[:, :, ::-1], reals)
-  zs = jax.random.normal(k_z, (n, bundle.config.z_dim), jnp.float32)
-  f_g, f_d = probe_fisher(bundle.config, ema['G'], ema['D'], state['G_buffers'], zs,
-                          jax.random.split(k_n, n), reals, chunk=min(chunk, n))
-  bad = [s for s, f in (('G', f_g), ('D', f_d))
-         if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(f))]
-  if bad:
-    raise FloatingPointError(f'adam: the probed Fisher of {bad} is not finite; the probing run '
-                             'diverged: lower hparams.lr or probe_steps')
-  return f_g, f_d
+
+  def finish(state):
+    """The probed Fisher on the EMA models (official `calculate_fisher`)."""
+    ema_sides = state['method'][PROBE]['ema']
+    n = num_batch_fisher * hp.batch_size
+    reals = jnp.asarray(images)[jax.random.randint(k_x, (n,), 0, images.shape[0])]
+    flips = jax.random.bernoulli(k_f, 0.5, (n,))
+    reals = jnp.where(flips[:, None, None, None], reals[:, :, ::-1], reals)
+    zs = jax.random.normal(k_z, (n, bundle.config.z_dim), jnp.float32)
+    f_g, f_d = probe_fisher(bundle.config, ema_sides['G'], ema_sides['D'], state['G_buffers'],
+                            zs, jax.random.split(k_n, n), reals, chunk=min(chunk, n))
+    bad = [s for s, f in (('G', f_g), ('D', f_d))
+           if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(f))]
+    if bad:
+      raise FloatingPointError(f'adam: the probed Fisher of {bad} is not finite; the probing '
+                               'run diverged: lower hparams.lr or probe_steps')
+    return {'G': f_g, 'D': f_d}
+
+  fishers = ictx.run_phase(PROBE, compose(probe_method(g_mod, d_mod)), key=k_state, steps=steps,
+                           data_seed=int(jax.random.randint(k_data, (), 0, 2 ** 31 - 1)),
+                           finish=finish)
+  return fishers['G'], fishers['D']
 
 
 # --------------------------------------------------------------------------

@@ -1,8 +1,14 @@
 """The method plug-in: a small record of pure functions the engine calls.
 
 A method (TGAN, FreezeD, EWC, CDC, RICK, ...) changes adaptation through:
-  init(ictx)                      -> MethodInit(state, g_extra, d_extra)
-  g_terms(ctx, mstate)            -> {name: scalar} added to the G loss
+  init(ictx)                      -> MethodInit(state, g_extra, d_extra);
+                                     ictx is a `context.InitContext`; a
+                                     method that trains a stage of its own
+                                     first (AdAM's probing) calls
+                                     ictx.run_phase (checkpointed, resumable)
+  g_terms(ctx, mstate)            -> {name: scalar} added to the G loss; ctx is
+                                     a `context.StepContext`; arrays put in
+                                     ctx.aux reach `update` as uctx.g_aux
   d_terms(ctx, mstate)            -> {name: scalar} added to the D loss
   grad_transform(side, g, p, ms)  -> grads   (masks, freezing), side 'G' or 'D';
                                      applied to gradients and to Adam's updates,
@@ -10,8 +16,9 @@ A method (TGAN, FreezeD, EWC, CDC, RICK, ...) changes adaptation through:
   param_transform(side, p, ms)    -> params  (pruning; after each optimiser
                                      update and after each method update)
   update(uctx, mstate)            -> mstate  (queues, Fisher re-estimates, ...);
-                                     uctx is the new train state plus the
-                                     step's 'real' batch, 'models' and 'hp'
+                                     uctx is a `context.UpdateContext`: the
+                                     updated networks, the step's real batch,
+                                     the G phase's latents and g_aux
   sample_z(key, step, ms, n)      -> list of z (anchors, ...), or None
   disc(ctx, d, img, ms)           -> logits  (patch discriminators), or None
   report(ms, outdir)              -> list of files written (plots), or None;
@@ -24,6 +31,11 @@ A method (TGAN, FreezeD, EWC, CDC, RICK, ...) changes adaptation through:
                                      an exported model is a plain StyleGAN2. It
                                      may depend only on (side, p, ms): exports
                                      rebuild it from the registry by name.
+`data` names image streams the method needs besides the target images,
+{stream: {'source': folder / array, 'max_images': N, 'setting': the config
+field that sets it (named in errors)}}: the
+trainer loads each at the model's resolution and hands a batch of each per
+step as ctx.extra[stream] (KD-FSIG's real source-domain images).
 `g_extra` / `d_extra` are trainable parameters a method adds (for example
 CDC's patch head); they live beside the network in state['G'] / state['D'] and
 are optimised with it. A method's state lives in state['method'][name].
@@ -72,6 +84,7 @@ class Method:
   disc: Optional[Callable] = None
   report: Optional[Callable] = None
   effective_params: Optional[Callable] = None
+  data: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
   # The architectures (`Models.architecture`) whose layers and features the
   # method's functions know; the engine refuses the others with a clear error.
   architectures: Tuple[str, ...] = ('stylegan2', 'progan')
@@ -90,6 +103,17 @@ class Composite:
       owners = [m.name for m in self.methods if getattr(m, hook) is not None]
       if len(owners) > 1:
         raise ValueError(f'methods {owners} both override {hook}; they cannot be combined')
+
+  @property
+  def data(self) -> Dict[str, Dict[str, Any]]:
+    """Every part's image streams (`Method.data`); names must not collide."""
+    out = {}
+    for m in self.methods:
+      clash = set(out) & set(m.data)
+      if clash:
+        raise ValueError(f'data streams {sorted(clash)} are declared twice')
+      out.update(m.data)
+    return out
 
   @property
   def name(self) -> str:

@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fsig_jax.losses.relation import COS_EPS, cosine_similarity_matrix  # noqa: F401 (re-exported)
+from fsig_jax.losses.relation import in_batch_sims, relation_kl
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.models.config import StyleGAN2Config, resolutions
 from fsig_jax.nn.equalized import EqualConv2d
@@ -40,7 +42,6 @@ from fsig_jax.nn.equalized import EqualConv2d
 PATCH_KEY = 'cdc_patch'      # the head's parameters in state['D']
 PATCH_RESOLUTIONS = (32, 16)  # model.py Patch_Discriminator.forward: spatial 32 or 16
 MAX_PATCH_LAYERS = 4          # model.py: `if (flag > 0) and len(feat) == 4`; Extra has 4 heads
-COS_EPS = 1e-8                # torch.nn.CosineSimilarity default eps
 
 
 # --------------------------------------------------------------------------
@@ -63,26 +64,6 @@ def generator_feature_keys(cfg: StyleGAN2Config) -> List[str]:
   return keys
 
 
-def cosine_similarity_matrix(feats: jax.Array, eps: float = COS_EPS) -> jax.Array:
-  """(B, ...) -> (B, B) cosine similarities of the flattened samples.
-
-  torch.nn.CosineSimilarity (torch 1.7, CDC's requirements.txt):
-  x.y / sqrt(max(|x|^2 |y|^2, eps^2)). The flattening order (NHWC here, NCHW
-  in torch) does not matter: both vectors are permuted alike. The Gram matrix
-  is taken at full float32 precision (no TF32) so the similarities of
-  nearly parallel features are not rounded away.
-  """
-  f = feats.reshape(feats.shape[0], -1).astype(jnp.float32)
-  dots = jnp.matmul(f, f.T, precision=jax.lax.Precision.HIGHEST)
-  sq = jnp.diagonal(dots)
-  return dots / jnp.sqrt(jnp.maximum(sq[:, None] * sq[None, :], eps * eps))
-
-
-def _off_diagonal_index(b: int) -> np.ndarray:
-  """Row i lists j != i in increasing order (train.py's `tmpc` counter)."""
-  return np.array([[j for j in range(b) if j != i] for i in range(b)], np.int32)
-
-
 def distance_consistency_loss(src_feats: Sequence[jax.Array], tgt_feats: Sequence[jax.Array],
                               layer_idx: jax.Array, kl_wt: float = 1000.0) -> jax.Array:
   """CDC's cross-domain distance consistency loss (paper Sec. 3.1).
@@ -93,6 +74,8 @@ def distance_consistency_loss(src_feats: Sequence[jax.Array], tgt_feats: Sequenc
   KLDivLoss's default reduction in torch 1.7 is 'mean' over all B * (B - 1)
   elements (not 'batchmean'), so the loss is
   kl_wt * mean_ij p_ij (log p_ij - log q_ij), p the source, q the target rows.
+  The rows and the KL are `fsig_jax.losses.relation`'s `in_batch_sims` (cosine)
+  and `relation_kl`, shared with KD-FSIG.
 
   Args:
     src_feats: per layer, source-G features (B, ...); treated as constants.
@@ -106,17 +89,8 @@ def distance_consistency_loss(src_feats: Sequence[jax.Array], tgt_feats: Sequenc
   b = src_feats[0].shape[0]
   if b < 2:
     raise ValueError(f'distance consistency needs at least 2 samples, got {b}')
-  rows = jnp.arange(b)
-  off = jnp.asarray(_off_diagonal_index(b))
-
-  def dists(feats):
-    sims = jnp.stack([cosine_similarity_matrix(f) for f in feats])  # (L, B, B)
-    sims = sims[layer_idx, rows]                                     # row i at layer_idx[i]
-    return jnp.take_along_axis(sims, off, axis=1)                    # (B, B - 1)
-
-  log_p = jax.nn.log_softmax(jax.lax.stop_gradient(dists(src_feats)), axis=1)
-  log_q = jax.nn.log_softmax(dists(tgt_feats), axis=1)
-  return kl_wt * jnp.mean(jnp.exp(log_p) * (log_p - log_q))
+  return relation_kl(in_batch_sims(src_feats, layer_idx), in_batch_sims(tgt_feats, layer_idx),
+                     kl_wt)
 
 
 # --------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from fsig_jax.models.functional import Models
+
 
 def mean_squared_grads(loss_fn: Callable[[Any, Any], jax.Array], params, xs,
                        chunk: int = 8):
@@ -74,5 +76,4 @@ def generator_fisher(models, g_params, g_buffers, d_params, zs, noise_keys, chun
 @functools.partial(jax.jit, static_argnames=('cfg', 'chunk'))
 def generator_fisher_jit(cfg, g_params, g_buffers, d_params, zs, noise_keys, chunk: int = 8):
   """`generator_fisher` for a StyleGAN2Config, compiled once per (config, shapes, chunk)."""
-  from fsig_jax.engine.context import Models  # pylint: disable=g-import-not-at-top
   return generator_fisher(Models(cfg), g_params, g_buffers, d_params, zs, noise_keys, chunk)

@@ -58,6 +58,7 @@ import numpy as np
 from fsig_jax.losses.adversarial import d_logistic
 from fsig_jax.methods import fisher, masks
 from fsig_jax.methods.base import Method, MethodInit
+from fsig_jax.utils.trees import ema
 
 Layer = Tuple[str, str]  # (block, layer), e.g. ('b8', 'conv0')
 
@@ -274,14 +275,13 @@ def rick(fisher_quantile: float = 75.0, prune_quantile: float = 0.1, warmup_iter
     return MethodInit(state=ms)
 
   def update(uctx, ms):
-    step = uctx['step']  # the step about to run
-    beta = ms['ema_beta']
-    d_ema = jax.tree.map(lambda e, p: p + (e - p) * beta, ms['d_ema'], uctx['D']['net'])
+    step = uctx.step  # the step about to run
+    d_ema = ema(ms['d_ema'], uctx.d['net'], ms['ema_beta'])
     ms = {**ms, 'd_ema': d_ema, 'warm': step < warmup_iter}
     due = (step >= warmup_iter) & ((step - warmup_iter) % fisher_freq == 0)
-    key = jax.random.fold_in(uctx['key'], 0x52494B)  # independent of the step's own draws
+    key = jax.random.fold_in(uctx.key, 0x52494B)  # independent of the step's own draws
     return jax.lax.cond(
-        due, lambda m: estimate(m, uctx['models'], uctx['G_ema'], uctx['G_buffers'], key, step),
+        due, lambda m: estimate(m, uctx.models, uctx.g_ema, uctx.g_buffers, key, step),
         lambda m: m, ms)
 
   def grad_transform(side, grads, params, ms):

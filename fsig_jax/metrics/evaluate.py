@@ -20,20 +20,18 @@ Protocol:
     The reference is a held-out set (a folder, an array, `derived:NAME:test`)
     or, when there is none, the few-shot training images themselves (then the
     result says so: `reference_kind = 'few-shot training images'`). Reference
-    features and statistics are cached in `cache_dir` under a key of feature
-    network + dataset fingerprint + resolution (`fid.cached_stats`,
-    `fid.cached_features`), so a cache is never reused for other data,
-    another resolution or network. With fewer images than feature dimensions
-    (512) a covariance is singular; the result then carries a note.
+    features and statistics are cached in `cache_dir` (see `image_sources`).
+    With fewer images than feature dimensions (512) a covariance is singular;
+    the result then carries a note.
   * intra-LPIPS: CDC's intra-cluster LPIPS of the samples around the few-shot
     training images (`intra_lpips.intra_cluster_lpips`, 'vgg' LPIPS).
 
-Image sources (`reference`, `few_shot`): a folder path, a 'derived:NAME:SUBSET'
-target, 'tfds:NAME[:SPLIT]', an NHWC array, a list of equally sized HWC arrays,
-or (reference only) an `.npz` statistics file written by the cache (FID only).
-All are loaded at the model's resolution with the library's one loader.
+Image sources (`reference`, `few_shot`) are anything `image_sources.as_source`
+takes: a folder, a 'derived:NAME:SUBSET' target, 'tfds:NAME[:SPLIT]', arrays,
+or (reference only) an `.npz` statistics file; all are loaded at the model's
+resolution. `default_sources` is the adaptation runs' policy for choosing them;
+`results` prints and stores the returned dict.
 """
-import hashlib
 import os
 import pathlib
 import time
@@ -45,146 +43,30 @@ import numpy as np
 import scipy.linalg
 
 from fsig_jax.data import targets
-from fsig_jax.data.images import DataError, list_image_files, load_image_files, load_images
+from fsig_jax.data.images import DataError, list_image_files, load_image_files
 from fsig_jax.metrics import features as features_lib
 from fsig_jax.metrics import fid as fid_lib
 from fsig_jax.metrics import intra_lpips as intra_lpips_lib
 from fsig_jax.metrics import kid as kid_lib
+# Re-exported: callers use evaluate.ImageSource / as_source / summary / json_ready / scalars.
+# pylint: disable=unused-import
+from fsig_jax.metrics.image_sources import ImageSource, as_source
+from fsig_jax.metrics.results import INTRA_LPIPS, json_ready, scalars, summary
+# pylint: enable=unused-import
 from fsig_jax.utils.images import to_uint8
 
 # 'fid_vgg' / 'kid_vgg' name the metric together with the default VGG16 features.
 _METRIC_ALIASES = {'fid': 'fid', 'fid_vgg': 'fid', 'kid': 'kid', 'kid_vgg': 'kid',
                    'intra_lpips': 'intra_lpips'}
-INTRA_LPIPS = 'intra-LPIPS'
 DEFAULT_NUM_SAMPLES = 1000  # CDC Sec. 4.2: intra-LPIPS over 1000 generated images.
 # A training set of at most this many images counts as few-shot (intra-LPIPS centers).
 FEW_SHOT_MAX = 100
-# Loaded images of sources up to this size are kept in memory between calls.
-_MEMO_MAX_IMAGES = 256
 
 REF_HELD_OUT = 'held-out set'
 REF_FEW_SHOT = 'few-shot training images'
 REF_STATS = 'statistics file'
 VGG_NOTE = ('FID-VGG / KID-VGG use VGG16 features (relu5_3 of the LPIPS trunk), not '
             'Inception-v3: compare them only with each other, never with published FIDs.')
-
-
-def _sha16(*parts: Union[str, bytes]) -> str:
-  h = hashlib.sha256()
-  for p in parts:
-    h.update(p if isinstance(p, bytes) else p.encode())
-    h.update(b'\0')
-  return h.hexdigest()[:16]
-
-
-class ImageSource:
-  """A set of images to compare with, loaded lazily at one resolution.
-
-  Creating one checks cheaply that the data exists (a missing folder or
-  derived target fails here, before any sampling) and fingerprints it for the
-  feature cache; the images are read only when features are needed.
-  """
-
-  def __init__(self, spec: Any, resolution: int):
-    self.spec, self.resolution = spec, int(resolution)
-    self._images: Optional[np.ndarray] = None
-    self._features: Dict[str, np.ndarray] = {}
-    self.is_stats_file = isinstance(spec, (str, os.PathLike)) and str(spec).endswith('.npz')
-    if self.is_stats_file:
-      if not os.path.isfile(spec):
-        raise DataError(f'Statistics file {spec} does not exist.')
-      self.description, self.fingerprint, self.count = str(spec), None, None
-    elif isinstance(spec, (str, os.PathLike)):
-      spec = os.fspath(spec)
-      if targets.is_derived(spec):
-        files = targets.derived_files(spec)
-        self.fingerprint = _sha16(spec, fid_lib.dataset_fingerprint(files))
-      elif spec.startswith('tfds:'):
-        files, self.fingerprint = None, _sha16(spec)
-      else:
-        files = list_image_files(pathlib.Path(spec))
-        self.fingerprint = fid_lib.dataset_fingerprint(files)
-      self.description = spec
-      self.count = len(files) if files is not None else None
-    else:
-      self._images = _load(spec, self.resolution)
-      self.description = f'array of {len(self._images)} images'
-      self.fingerprint = _sha16(np.ascontiguousarray(self._images).tobytes())
-      self.count = len(self._images)
-
-  def images(self) -> np.ndarray:
-    """(N, R, R, 3) float32 in [-1, 1]; small sets stay in memory once loaded."""
-    if self.is_stats_file:
-      raise ValueError(f'{self.spec} holds feature statistics, not images.')
-    if self._images is not None:
-      return self._images
-    imgs = _load(self.spec, self.resolution)
-    self.count = len(imgs)
-    if len(imgs) <= _MEMO_MAX_IMAGES:
-      self._images = imgs
-    return imgs
-
-  def _cache_path(self, cache_dir: Optional[str], extractor, kind: str) -> Optional[str]:
-    if not cache_dir:
-      return None
-    return os.path.join(cache_dir, f'{extractor.name}_{self.fingerprint}_{self.resolution}px'
-                                   f'_{kind}.npz')
-
-  def _key(self, extractor) -> str:
-    return fid_lib.stats_cache_key(extractor.name, self.fingerprint, self.resolution)
-
-  def features(self, extractor: features_lib.FeatureExtractor, batch_size: int,
-               cache_dir: Optional[str] = None) -> np.ndarray:
-    """(N, dim) features of the images (cached on disk in cache_dir and in memory)."""
-    if self.is_stats_file:
-      raise ValueError(f'KID needs the reference features, but {self.spec} holds only their '
-                       'mean and covariance: pass the reference images, or drop KID.')
-    if extractor.name not in self._features:
-      def compute():
-        return features_lib.extract_features(extractor, self.images(), batch_size)
-      path = self._cache_path(cache_dir, extractor, 'features')
-      feats = compute() if path is None else fid_lib.cached_features(
-          path, feature_name=extractor.name, cache_key=self._key(extractor),
-          compute_features=compute)
-      self._features[extractor.name] = feats
-      self.count = len(feats)
-    return self._features[extractor.name]
-
-  def stats(self, extractor: features_lib.FeatureExtractor, batch_size: int,
-            cache_dir: Optional[str] = None) -> fid_lib.FeatureStats:
-    """Feature statistics (via `fid.cached_stats` when cache_dir is given)."""
-    if self.is_stats_file:
-      stats = fid_lib.load_stats_file(self.spec, feature_name=extractor.name,
-                                      resolution=self.resolution)
-    else:
-      compute = lambda: self.features(extractor, batch_size, cache_dir)  # noqa: E731
-      path = self._cache_path(cache_dir, extractor, 'stats')
-      stats = (fid_lib.FeatureStats.from_features(compute(), extractor.name) if path is None
-               else fid_lib.cached_stats(path, feature_name=extractor.name,
-                                         cache_key=self._key(extractor),
-                                         compute_features=compute))
-    self.count = stats.count
-    return stats
-
-
-def _load(spec: Any, resolution: int) -> np.ndarray:
-  if targets.is_derived(spec):
-    return targets.load_derived(spec, resolution)
-  if isinstance(spec, (list, tuple)):
-    spec = features_lib.stack_images(spec)  # a clear error for mixed sizes
-  return load_images(spec, resolution)
-
-
-def as_source(spec: Any, resolution: int) -> Optional[ImageSource]:
-  """`spec` as an ImageSource at `resolution` (None and '' stay None)."""
-  if spec is None or (isinstance(spec, str) and not spec):
-    return None
-  if isinstance(spec, ImageSource):
-    if spec.resolution != resolution:
-      raise ValueError(f'Image source {spec.description} was prepared at {spec.resolution}px '
-                       f'but the model generates {resolution}px images.')
-    return spec
-  return ImageSource(spec, resolution)
 
 
 def sample_latents(bundle, num: int, seed: int) -> jax.Array:
@@ -394,35 +276,6 @@ def real_floor(real: Union[str, os.PathLike], reference, *, num_images: int = 20
   return {**scores, 'metrics': list(scores), 'real': os.fspath(real),
           'num_images': int(num_images), 'seed': int(seed), 'reference': ref.description,
           'reference_count': ref.count, 'feature_network': extractor.name}
-
-
-def scalars(result: Dict[str, Any]) -> Dict[str, float]:
-  """The metric numbers of an `evaluate` result ({'FID-VGG': ..., ...})."""
-  return {k: float(result[k]) for k in result['metrics']}
-
-
-def json_ready(result: Dict[str, Any]) -> Dict[str, Any]:
-  """`result` with NaN / inf floats as None (strict JSON), e.g. the std of one cluster."""
-  return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-          for k, v in result.items()}
-
-
-def summary(result: Dict[str, Any]) -> str:
-  """One line: 'FID-VGG 12.3 (vs held-out set derived:..., 2000) | KID-VGG ... | ...'."""
-  parts = []
-  for k in result['metrics']:
-    if k.endswith('_std'):
-      continue
-    v = result[k]
-    if k == INTRA_LPIPS:
-      parts.append(f'{k} {v:.4f} ± {result[f"{k}_std"]:.4f} (around {result["few_shot_count"]} '
-                   'few-shot images)')
-    else:
-      parts.append(f'{k} {v:.4g}')
-  if 'reference' in result:
-    parts.append(f'reference: {result["reference_kind"]} {result["reference"]} '
-                 f'({result["reference_count"]} images)')
-  return f'{result["num_samples"]} samples | ' + ' | '.join(parts)
 
 
 def default_sources(data_source: Any, reference: Any = 'auto',

@@ -11,31 +11,12 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from fsig_jax.nn.gaussian import gaussian_filter, gaussian_window_1d
 
 WINDOW_SIZE = 11  # Wang et al. 2004, Sec. III-C.
 SIGMA = 1.5  # Same.
 K1, K2 = 0.01, 0.03  # Same.
-
-
-def gaussian_window_1d(size: int = WINDOW_SIZE, sigma: float = SIGMA) -> np.ndarray:
-  """Normalized 1-D Gaussian; its outer product is MATLAB's fspecial('gaussian', size, sigma)."""
-  r = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-  g = np.exp(-r * r / (2.0 * sigma * sigma))
-  return (g / g.sum()).astype(np.float32)
-
-
-def _filter_valid(x, g):
-  # Separable depthwise 'valid' filter over H then W of an NHWC batch.
-  n, h, w, c = x.shape
-  y = x.transpose(0, 3, 1, 2).reshape(n * c, 1, h, w)
-  kh = jnp.asarray(g).reshape(1, 1, -1, 1)
-  kw = jnp.asarray(g).reshape(1, 1, 1, -1)
-  dn = ("NCHW", "OIHW", "NCHW")
-  hi = jax.lax.Precision.HIGHEST
-  y = jax.lax.conv_general_dilated(y, kh, (1, 1), "VALID", dimension_numbers=dn, precision=hi)
-  y = jax.lax.conv_general_dilated(y, kw, (1, 1), "VALID", dimension_numbers=dn, precision=hi)
-  return y.reshape(n, c, y.shape[2], y.shape[3])
 
 
 @functools.partial(jax.jit, static_argnames=("window_size", "sigma"))
@@ -44,10 +25,10 @@ def _ssim(x, y, window_size, sigma):
   y = (y.astype(jnp.float32) + 1.0) / 2.0
   g = gaussian_window_1d(window_size, sigma)
   c1, c2 = K1 ** 2, K2 ** 2  # Data range L = 1.
-  mu_x, mu_y = _filter_valid(x, g), _filter_valid(y, g)
-  sxx = _filter_valid(x * x, g) - mu_x ** 2
-  syy = _filter_valid(y * y, g) - mu_y ** 2
-  sxy = _filter_valid(x * y, g) - mu_x * mu_y
+  mu_x, mu_y = gaussian_filter(x, g), gaussian_filter(y, g)
+  sxx = gaussian_filter(x * x, g) - mu_x ** 2
+  syy = gaussian_filter(y * y, g) - mu_y ** 2
+  sxy = gaussian_filter(x * y, g) - mu_x * mu_y
   num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
   ssim_map = num / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
   return jnp.mean(ssim_map, axis=(1, 2, 3))

@@ -12,14 +12,10 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from fsig_jax.convert.errors import CheckpointError
+from fsig_jax.errors import MissingNetworkError
 from fsig_jax.models import progan
 from fsig_jax.models.config import StyleGAN2Config
 from fsig_jax.models.stylegan2 import Discriminator, Generator
-
-
-class MissingNetworkError(CheckpointError):
-  """The checkpoint lacks a network that was asked for (e.g. no D)."""
 
 
 @functools.partial(jax.jit, static_argnames=(

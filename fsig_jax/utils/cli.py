@@ -1,8 +1,153 @@
-"""Shared command-line error handling: one clear line, exit code 2, no traceback."""
+"""Shared command-line handling: config files, and errors as one clear line (exit code 2).
+
+`config_flags_parser` is an absl `flags_parser` that reads `--config=FILE[:ARG]`
+itself (`load_config_file`) instead of through ml_collections'
+`DEFINE_config_file`, whose parser re-raises a config file's error as text with
+the traceback pasted in (config_flags.py `ConfigFileFlagParser.parse`). Reading
+it here keeps the original exception, so the user gets the file, the line in it
+and the error, and a mistyped `--config.FIELD` override gets the closest field.
+The loaded config then becomes an ml_collections `DEFINE_config_dict` flag, so
+`--config.a.b=value` overrides are parsed as before.
+"""
+import difflib
+import importlib.util
+import os
+import re
 import sys
+import traceback
+
+from fsig_jax.errors import ConfigError, FsigError
 
 
 def fail(message: str, code: int = 2):
   """Prints `fsig-jax: error: message` to stderr and exits."""
   print(f'fsig-jax: error: {message}', file=sys.stderr, flush=True)
   raise SystemExit(code)
+
+
+def load_config_file(spec: str):
+  """`FILE[:ARG]` -> FILE's `get_config(ARG)` (or `get_config()`), a ConfigDict.
+
+  Raises ConfigError naming the file, the line of the config code where it
+  failed, and the original error (kept as `__cause__`).
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  path, *arg = spec.split(':', 1)
+  where = f'--config={spec}'
+  if not os.path.isfile(path):
+    folder = os.path.dirname(path) or '.'
+    names = sorted(n for n in os.listdir(folder) if n.endswith('.py')) if os.path.isdir(
+        folder) else []
+    close = difflib.get_close_matches(os.path.basename(path), names, n=1)
+    hint = (f'did you mean {os.path.join(os.path.dirname(path), close[0])}?' if close else
+            'pass a config file such as configs/quickstart.py (paths are relative to the '
+            'current directory)')
+    raise ConfigError(f'could not load {where}: No such file or directory: {path!r}; {hint}')
+  name = '_fsig_config_' + re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  sys.modules[name] = module  # as importlib's recipe: dataclasses in the file need it
+  try:
+    module_spec.loader.exec_module(module)
+    get_config = getattr(module, 'get_config', None)
+    config = get_config(*arg) if get_config else None
+  except Exception as e:  # pylint: disable=broad-except  (any error of the user's file)
+    raise ConfigError(f'could not load {where}{_origin(e, path)}: {type(e).__name__}: '
+                      f'{_one_line(e)}') from e
+  if get_config is None:
+    raise ConfigError(f'could not load {where}: {path} defines no get_config(); a config file '
+                      'defines get_config(arg) returning a ConfigDict, as configs/quickstart.py')
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f'could not load {where}: get_config() returned a '
+                      f'{type(config).__name__}, not an ml_collections.ConfigDict')
+  return config
+
+
+def _origin(e: BaseException, path: str) -> str:
+  """' (FILE, line N)': the innermost frame of the config code (the file or its folder)."""
+  if isinstance(e, SyntaxError) and e.filename:
+    return f' ({_shown(e.filename)}, line {e.lineno})'
+  folder = os.path.dirname(os.path.abspath(path))
+  frames = [f for f in traceback.extract_tb(e.__traceback__)
+            if os.path.dirname(os.path.abspath(f.filename)) == folder]
+  return f' ({_shown(frames[-1].filename)}, line {frames[-1].lineno})' if frames else ''
+
+
+def _shown(path: str) -> str:
+  """`path` relative to the current directory when inside it, else absolute."""
+  rel = os.path.relpath(path)
+  return os.path.abspath(path) if rel.startswith('..') else rel
+
+
+def _one_line(e: BaseException) -> str:
+  text = e.msg if isinstance(e, SyntaxError) else str(e)
+  return ' '.join(text.split())
+
+
+def check_overrides(config, argv, name: str = 'config'):
+  """Raises ConfigError for a `--name.A.B=...` in argv that names no field of config.
+
+  ml_collections raises a KeyError with a traceback for these; this names the
+  closest field (difflib) and the fields there are.
+  """
+  for arg in argv:
+    m = re.match(rf'^--?(?:no)?{name}\.([^=]+)', arg)
+    if not m:
+      continue
+    node, prefix = config, name
+    for key in m.group(1).split('.'):
+      if not hasattr(node, 'keys'):
+        break  # a value, not a group: ml_collections reports a wrong type
+      if key not in node:
+        fields = sorted(node.keys())
+        close = difflib.get_close_matches(key, fields, n=1)
+        if not fields:
+          raise ConfigError(f'{arg}: {prefix} is empty in this config, so it has no field '
+                            f'{key!r} to override; set {prefix} in the config file')
+        fix = f'did you mean --{prefix}.{close[0]}? ' if close else ''
+        raise ConfigError(f'{arg}: {prefix} has no field {key!r}; {fix}Check the override '
+                          f'name; the fields of {prefix} are {", ".join(fields)}')
+      node, prefix = node[key], f'{prefix}.{key}'
+
+
+def config_flags_parser(help_string: str, name: str = 'config'):
+  """An absl `flags_parser` (for `app.run`) that defines `--name` from the config file.
+
+  `--name=FILE[:ARG]` is loaded by `load_config_file` and its overrides are
+  checked (`check_overrides`) before absl parses the rest; the config is then
+  `flags.FLAGS[name].value` (None when not given). User errors (FsigError) and
+  flag errors exit through `fail` as one line.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  def parse(argv):
+    try:
+      argv = flags.FLAGS.read_flags_from_files(argv, force_gnu=False)
+      spec, rest = _pop_flag(argv, name)
+      if spec is None:  # --help, or the launcher reports the missing --config
+        config_flags.DEFINE_config_file(name, None, help_string)
+      else:
+        config = load_config_file(spec)
+        check_overrides(config, rest, name)
+        config_flags.DEFINE_config_dict(name, config, help_string, lock_config=True,
+                                        sys_argv=rest)
+      # --help lists it with the launcher's flags (absl keys flags by module; argv[0] is main's).
+      flags.FLAGS.register_key_flag_for_module(argv[0], flags.FLAGS[name])
+      return flags.FLAGS(rest)
+    except FsigError as e:
+      fail(str(e))
+    except flags.Error as e:
+      fail(f'{_one_line(e)} (pass --helpshort for the flags)')
+  return parse
+
+
+def _pop_flag(argv, name):
+  """(value of --name=V or --name V, argv without it); (None, argv) when absent."""
+  for i, arg in enumerate(argv[1:], 1):
+    m = re.match(rf'^--?{name}(=(.*))?$', arg)
+    if m and m.group(1) is not None:
+      return m.group(2), argv[:i] + argv[i + 1:]
+    if m and i + 1 < len(argv):
+      return argv[i + 1], argv[:i] + argv[i + 2:]
+  return None, argv

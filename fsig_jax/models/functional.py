@@ -1,13 +1,10 @@
-"""What the engine hands to method plug-ins: model calls and per-step context.
+"""The networks of one architecture as plain functions of parameter trees.
 
-`Models` wraps the Flax modules as plain functions of parameter trees, so a
-method can run the source generator, the adapted one or the discriminator on
-whatever inputs it needs. `StepContext` carries the traced values of one step;
-it is an ordinary Python object that exists only while the step is traced.
+`Models(cfg)` wraps the Flax modules so that trainers, methods and losses can
+run a source generator, an adapted one or a discriminator on whatever inputs
+they need, without knowing the architecture: `Models(StyleGAN2Config)` and
+`Models(ProGANConfig)` (a `ProGANModels`) have the same interface.
 """
-import dataclasses
-from typing import Any, Dict, List, Optional
-
 import jax
 import jax.numpy as jnp
 
@@ -90,41 +87,3 @@ class ProGANModels(Models):
 
   def mix(self, w1, w2, key, prob: float):
     return self.broadcast(w1)
-
-
-@dataclasses.dataclass
-class InitContext:
-  """Inputs to `Method.init`: the starting model, target images and a key."""
-  bundle: Any
-  images: Optional[Any]
-  key: jax.Array
-  hp: Any
-  models: Models
-
-
-@dataclasses.dataclass
-class StepContext:
-  """Traced values of one step, as loss terms see them.
-
-  In G terms `g` is the G side being differentiated and `d` is fixed; in D
-  terms the reverse. Fields a phase does not compute are None.
-  """
-  phase: str                        # 'D' (main D loss), 'R1' (D regulariser) or 'G'
-  step: jax.Array
-  key: jax.Array                    # a key reserved for the method's own sampling
-  hp: Any
-  models: Models
-  g: Dict[str, Any]                 # {'net': G params, **method extras}
-  d: Dict[str, Any]                 # {'net': D params, **method extras}
-  g_buffers: Dict[str, Any]
-  source_g: Dict[str, Any]          # frozen G params at the start of adaptation
-  real: Optional[jax.Array] = None
-  fake: Optional[jax.Array] = None
-  zs: Optional[List[jax.Array]] = None
-  ws: Optional[jax.Array] = None
-  noise_key: Optional[jax.Array] = None  # the key the fake batch's noise used
-  g_feats: Optional[Dict[str, jax.Array]] = None
-  real_logits: Optional[jax.Array] = None
-  fake_logits: Optional[jax.Array] = None
-  d_feats_real: Optional[Dict[str, jax.Array]] = None
-  d_feats_fake: Optional[Dict[str, jax.Array]] = None
