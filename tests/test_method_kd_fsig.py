@@ -256,3 +256,30 @@ def test_configs_give_every_row_of_table_3_and_the_queue_sweep():
   assert paper.method.kwargs.kd_fsig.source_images == 'data/ffhq'
   with pytest.raises(fsig_jax.ConfigError, match='unknown KD-FSIG row'):
     kd_configs.get_config('offline,queue5,anime_sketch')
+
+
+def test_in_batch_ssim_a_row_equals_cdc_rows_with_ssim_a(two_steps):
+  """The "+SSIM-A" row (in-batch keys) computes only each row's drawn layer; it
+  equals CDC's all-layers-then-select rows with SSIM-A as the similarity."""
+  from fsig_jax.losses.relation import in_batch_sims, ssim_a_matrix  # pylint: disable=g-import-not-at-top
+  hp, _, states = two_steps
+  method = get_method('kd_fsig', kd_fsig=dict(feat_const_batch=B, n_train=4, momentum=False,
+                                              queue_size=0, sdd_weight=0.0))
+  state = states[1]
+  ctx = _ctx(state, hp, method)
+  got = float(method.g_terms(ctx, {'kd_fsig': {}})['g_kd_dist'])
+  keys = generator_feature_keys(TINY)
+  kz, kind, ksrc, ktgt = jax.random.split(jax.random.fold_in(ctx.key, 1), 4)
+  z = jax.random.normal(kz, (B, TINY.z_dim))
+  layer = jax.random.randint(kind, (B,), 1, len(keys))
+  models = Models(TINY)
+
+  def feats(p, k):
+    ws = models.broadcast(models.map(p, state['G_buffers'], z))
+    f = models.synth(p, state['G_buffers'], ws, k, return_features=True)[1]
+    return [f[name] for name in keys]
+
+  self_sim = lambda f: ssim_a_matrix(f, f)  # noqa: E731
+  want = float(relation_kl(in_batch_sims(feats(state['source_G'], ksrc), layer, self_sim),
+                           in_batch_sims(feats(state['G']['net'], ktgt), layer, self_sim), 1e4))
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

@@ -139,12 +139,12 @@ def kd_fsig(alpha: float = 1e4, similarity: str = 'ssim_a', momentum: bool = Tru
   base = cdc(kl_wt=alpha, feat_const_batch=feat_const_batch, n_train=n_train,
              subspace_freq=subspace_freq, subspace_std=subspace_std, highp=highp)
   use_queue = momentum and queue_size > 0
+  self_sim = cosine_similarity_matrix  # CDC's in-batch rows (similarity 'cosine')
   if similarity == 'cosine':
-    sim, self_sim = cosine_matrix, cosine_similarity_matrix
+    sim = cosine_matrix
   else:
     sim = functools.partial(ssim_a_matrix, window=ssim_window, sigma=ssim_sigma, c1=ssim_c1,
                             c2=ssim_c2, padding=ssim_padding)
-    self_sim = lambda f: sim(f, f)  # noqa: E731
 
   def init(ictx):
     # Checked here, not when the method is built: the registry builds every method
@@ -180,19 +180,22 @@ def kd_fsig(alpha: float = 1e4, similarity: str = 'ssim_a', momentum: bool = Tru
     feats = lambda p, k: _features(models, p, ctx.g_buffers, z, k, keys)  # noqa: E731
     src = jax.lax.stop_gradient(feats(ctx.source_g, ksrc))
     tgt = feats(ctx.g['net'], ktgt)
-    if not momentum:  # Table 3 "+SSIM-A": CDC's in-batch rows with another similarity
+    if not momentum and similarity == 'cosine':  # exactly CDC's rows and arithmetic
       loss = relation_kl(in_batch_sims([src[k] for k in keys], layer_idx, self_sim),
                          in_batch_sims([tgt[k] for k in keys], layer_idx, self_sim), alpha)
       return {'g_kd_dist': loss}
-    mom = jax.lax.stop_gradient(feats(ctx.g_ema, kmom))
+    # In-batch keys only ("+SSIM-A") are the momentum rows without momentum keys.
+    mom = jax.lax.stop_gradient(feats(ctx.g_ema, kmom)) if momentum else tgt
     drawn = keys[1:]  # the layers a row may draw (layer_idx >= 1)
     queue = ms.get('queue')
 
     def row(layer, r):
+      # Only the drawn layer's similarities are computed (SSIM-A at every layer
+      # and then selecting, as CDC does for its cheap cosine, costs ~L times more).
       k = drawn[layer]
       q_m, q_s = (queue['m'][k], queue['s'][k]) if use_queue else (None, None)
-      return momentum_relation_sims(tgt[k], mom[k], q_m, src[k], q_s, sim=sim, moco=moco,
-                                    rows=[r])
+      return momentum_relation_sims(tgt[k], mom[k], q_m, src[k], q_s, sim=sim,
+                                    moco=moco or not momentum, rows=[r])
 
     src_sims, tgt_sims = rows_at_layers(row, layer_idx - 1, len(drawn), feat_const_batch)
     if use_queue:
