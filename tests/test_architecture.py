@@ -49,9 +49,9 @@ def import_graph():
         if node.level:
           base = '.'.join(package.split('.')[:len(package.split('.')) - node.level + 1] +
                           ([base] if base else []))
-        # `from pkg import mod` imports pkg.mod when that is a module.
-        targets = [f'{base}.{a.name}' if f'{base}.{a.name}' in modules else base
-                   for a in node.names]
+        # `from pkg import mod` runs pkg/__init__.py and reads a name from it: an edge
+        # to pkg, and to pkg.mod when that is a module.
+        targets = [base] + [f'{base}.{a.name}' for a in node.names]
       else:
         continue
       deps.update(t for t in targets if t in modules and t != name)
@@ -90,6 +90,8 @@ def test_the_graph_sees_imports_inside_functions():
   graph = import_graph()
   assert 'fsig_jax.convert.load' in graph['fsig_jax.run']  # imported inside Run.export
   assert 'fsig_jax.methods.adam' in graph['fsig_jax.methods']
+  # `from fsig_jax.engine import parallel` reaches the package and the module.
+  assert {'fsig_jax.engine', 'fsig_jax.engine.parallel'} <= graph['fsig_jax.engine.step']
 
 
 def test_no_import_cycle_inside_fsig_jax():

@@ -102,7 +102,8 @@ import numpy as np
 from flax import traverse_util
 
 from fsig_jax.losses.adversarial import d_logistic
-from fsig_jax.methods import fisher, masks
+import fsig_jax.methods.fisher as fisher
+import fsig_jax.methods.masks as masks
 from fsig_jax.methods.base import Method, MethodInit, compose
 from fsig_jax.models.functional import Models
 from fsig_jax.utils.trees import ema

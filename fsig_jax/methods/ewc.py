@@ -35,7 +35,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fsig_jax.methods import fisher
+import fsig_jax.methods.fisher as fisher
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.models.config import StyleGAN2Config
 

@@ -14,7 +14,7 @@ above 16x16 (the epilogue and the 16x16 and 8x8 blocks train); set
 import math
 from typing import Optional
 
-from fsig_jax.methods import masks
+import fsig_jax.methods.masks as masks
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.models.config import resolutions
 

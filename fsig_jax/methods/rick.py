@@ -56,7 +56,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fsig_jax.losses.adversarial import d_logistic
-from fsig_jax.methods import fisher, masks
+import fsig_jax.methods.fisher as fisher
+import fsig_jax.methods.masks as masks
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.utils.trees import ema
 
