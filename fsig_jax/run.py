@@ -223,9 +223,6 @@ class Run:
     log.info('%sresuming from checkpoint at step %d', self.progress.prefix, step)
     return self._mngr.restore(step, args=_orbax().args.StandardRestore(abstract))
 
-  def latest_step(self) -> Optional[int]:
-    return self._mngr.latest_step() if self._mngr is not None else None
-
   def save(self, step: int, state):
     if self._mngr is not None:
       self._mngr.save(step, args=_orbax().args.StandardSave(state), force=True)

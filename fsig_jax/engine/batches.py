@@ -1,7 +1,7 @@
 """The adaptation step's inputs at each step: the target batch and the methods' data.
 
 `Batches(images, hp.batch_size, seed, flip, method, resolution, mesh)` gives,
-for a step, `(real, extra)`: the target batch, and {stream: batch} for every
+for a step, `(real, extra)`: the target batch, and {stream: batch} (or None) for every
 image stream a method declares in `Method.data` (KD-FSIG's real source-domain
 images). Each stream is loaded once at the model's resolution with the library's
 one loader and sampled by its own `BatchSampler`, so every batch is a pure
@@ -54,6 +54,3 @@ class Batches:
   def __call__(self, step: int) -> Tuple[jax.Array, Optional[Dict[str, jax.Array]]]:
     extra = {name: self._draw(s, step) for name, s in self.streams.items()} or None
     return self._draw(self.target, step), extra
-
-  def __len__(self) -> int:
-    return len(self.target)

@@ -34,8 +34,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from fsig_jax.data.sources import BatchSampler
 from fsig_jax.engine import loop, parallel, run_config
+from fsig_jax.engine.batches import Batches
 from fsig_jax.engine.state import state_to_bundle
 from fsig_jax.errors import ConfigError
 from fsig_jax.losses.adversarial import wgan_d, wgan_g
@@ -153,14 +153,14 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
   cfg = bundle.config
   if not isinstance(cfg, ProGANConfig):
     raise ConfigError('config.progressive trains a ProGAN; config.model.checkpoint '
-                                 f'gives a {type(cfg).__name__} (use e.g. random:progan64)')
+                      f'gives a {type(cfg).__name__} (use e.g. random:progan64)')
   pg, hp = config.progressive, config.hparams
   mesh = mesh or parallel.make_mesh()
   parallel.check_batch(hp.batch_size, mesh)
   run = Run(config, workdir, defaults=run_config.default_config(), architecture=cfg)
   state = parallel.replicate(init_state(bundle, pg, jax.random.PRNGKey(config.seed)), mesh)
   state = run.restore(state)
-  sampler = BatchSampler(images, hp.batch_size, seed=config.seed, flip=config.data.flip)
+  batches = Batches(images, hp.batch_size, seed=config.seed, flip=config.data.flip, mesh=mesh)
   z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
                               (config.num_samples, cfg.z_dim))
   start = run.start(state)
@@ -181,9 +181,8 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
                'fading in' if alpha < 1 else 'stable')
     if res not in steps_fns:
       steps_fns[res] = make_step(cfg, pg, res, mesh)
-    local = sampler.local_batch(step, jax.process_index(), jax.process_count())
-    new_state, metrics = steps_fns[res](state, parallel.global_batch(local, mesh),
-                                        jnp.asarray(alpha, jnp.float32))
+    real, _ = batches(step)
+    new_state, metrics = steps_fns[res](state, real, jnp.asarray(alpha, jnp.float32))
     state, step = new_state, step + 1
     run.step_done(step, metrics, state)
     if run.sample_due(step):

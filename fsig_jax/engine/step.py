@@ -245,7 +245,9 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
   step = jax.jit(train_step, in_shardings=(repl, data, data), out_shardings=(repl, repl),
                  **kwargs)
 
-  def sharded_step(state, real, extra=None):  # in_shardings need all three arguments
+  # jit with in_shardings needs every argument positional (it refuses keyword ones),
+  # so callers may omit `extra` and the wrapper passes it on.
+  def sharded_step(state, real, extra=None):
     return step(state, real, extra)
 
   sharded_step.lower = lambda state, real, extra=None: step.lower(state, real, extra)

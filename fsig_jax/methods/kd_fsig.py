@@ -65,9 +65,9 @@ import jax.numpy as jnp
 
 from fsig_jax.errors import ConfigError
 from fsig_jax.losses.adversarial import d_logistic
-from fsig_jax.losses.relation import (cosine_matrix, cosine_similarity_matrix, in_batch_sims,
-                                      momentum_relation_sims, queue_init, queue_push,
-                                      relation_kl, rows_at_layers, ssim_a_matrix)
+from fsig_jax.losses.relation import (cosine_matrix, in_batch_sims, momentum_relation_sims,
+                                      queue_init, queue_push, relation_kl, rows_at_layers,
+                                      ssim_a_matrix)
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.methods.cdc import cdc, generator_feature_keys, patch_logits
 from fsig_jax.models.functional import Models
@@ -139,7 +139,6 @@ def kd_fsig(alpha: float = 1e4, similarity: str = 'ssim_a', momentum: bool = Tru
   base = cdc(kl_wt=alpha, feat_const_batch=feat_const_batch, n_train=n_train,
              subspace_freq=subspace_freq, subspace_std=subspace_std, highp=highp)
   use_queue = momentum and queue_size > 0
-  self_sim = cosine_similarity_matrix  # CDC's in-batch rows (similarity 'cosine')
   if similarity == 'cosine':
     sim = cosine_matrix
   else:
@@ -181,8 +180,8 @@ def kd_fsig(alpha: float = 1e4, similarity: str = 'ssim_a', momentum: bool = Tru
     src = jax.lax.stop_gradient(feats(ctx.source_g, ksrc))
     tgt = feats(ctx.g['net'], ktgt)
     if not momentum and similarity == 'cosine':  # exactly CDC's rows and arithmetic
-      loss = relation_kl(in_batch_sims([src[k] for k in keys], layer_idx, self_sim),
-                         in_batch_sims([tgt[k] for k in keys], layer_idx, self_sim), alpha)
+      loss = relation_kl(in_batch_sims([src[k] for k in keys], layer_idx),
+                         in_batch_sims([tgt[k] for k in keys], layer_idx), alpha)
       return {'g_kd_dist': loss}
     # In-batch keys only ("+SSIM-A") are the momentum rows without momentum keys.
     mom = jax.lax.stop_gradient(feats(ctx.g_ema, kmom)) if momentum else tgt
