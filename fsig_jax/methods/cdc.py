@@ -47,6 +47,16 @@ MAX_PATCH_LAYERS = 4          # model.py: `if (flag > 0) and len(feat) == 4`; Ex
 # --------------------------------------------------------------------------
 # Distance consistency.
 
+def latent_features(models, g_params, buffers, z: jax.Array, key: jax.Array,
+                    keys: Sequence[str]):
+  """{layer: G features} of the latents z, one latent each: no mixing (rosinality
+  `len(styles) < 2`) and fresh noise from `key` per call (`randomize_noise=True`,
+  so the source and target calls of the distance term see different noise)."""
+  ws = models.broadcast(models.map(g_params, buffers, z))
+  _, feats = models.synth(g_params, buffers, ws, key, return_features=True)
+  return {k: feats[k] for k in keys}
+
+
 def generator_feature_keys(cfg: StyleGAN2Config) -> List[str]:
   """Our G feature keys in the order of rosinality's `feat_list`.
 
@@ -284,11 +294,8 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
     layer_idx = jax.random.randint(kind, (feat_const_batch,), 1, len(keys))
 
     def features(g_params, key):
-      # A single latent: no mixing (rosinality `len(styles) < 2`), fresh noise
-      # per call (`randomize_noise=True`), so source and target noise differ.
-      ws = models.broadcast(models.map(g_params, ctx.g_buffers, z))
-      _, feats = models.synth(g_params, ctx.g_buffers, ws, key, return_features=True)
-      return [feats[k] for k in keys]
+      f = latent_features(models, g_params, ctx.g_buffers, z, key, keys)
+      return [f[k] for k in keys]
 
     src = jax.lax.stop_gradient(features(ctx.source_g, ksrc))  # torch.set_grad_enabled(False)
     tgt = features(ctx.g['net'], ktgt)

@@ -69,19 +69,12 @@ from fsig_jax.losses.relation import (cosine_matrix, in_batch_sims, momentum_rel
                                       queue_init, queue_push, relation_kl, rows_at_layers,
                                       ssim_a_matrix)
 from fsig_jax.methods.base import Method, MethodInit
-from fsig_jax.methods.cdc import cdc, generator_feature_keys, patch_logits
+from fsig_jax.methods.cdc import cdc, generator_feature_keys, latent_features, patch_logits
 from fsig_jax.models.functional import Models
 
 SOURCE_STREAM = 'kd_fsig_source'   # Method.data stream of real source images
 QUEUE_AUX = 'kd_fsig_queue'        # StepContext.aux: this step's G_M / G_S features
 SIMILARITIES = ('ssim_a', 'cosine')
-
-
-def _features(models, g_params, buffers, z, key, keys):
-  """{layer: features} of single latents z (no mixing) with random noise from key."""
-  ws = models.broadcast(models.map(g_params, buffers, z))
-  _, feats = models.synth(g_params, buffers, ws, key, return_features=True)
-  return {k: feats[k] for k in keys}
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'n', 'keys'))
@@ -90,8 +83,8 @@ def _prefill(cfg, g_ema, g_source, buffers, key, n: int, keys):
   models = Models(cfg)
   k_z, k_m, k_s = jax.random.split(key, 3)
   z = jax.random.normal(k_z, (n, cfg.z_dim), jnp.float32)
-  return {'m': _features(models, g_ema, buffers, z, k_m, keys),
-          's': _features(models, g_source, buffers, z, k_s, keys)}
+  return {'m': latent_features(models, g_ema, buffers, z, k_m, keys),
+          's': latent_features(models, g_source, buffers, z, k_s, keys)}
 
 
 def kd_fsig(alpha: float = 1e4, similarity: str = 'ssim_a', momentum: bool = True,
@@ -176,7 +169,7 @@ def kd_fsig(alpha: float = 1e4, similarity: str = 'ssim_a', momentum: bool = Tru
       ksrc = kmom = ktgt
     z = jax.random.normal(kz, (feat_const_batch, cfg.z_dim))
     layer_idx = jax.random.randint(kind, (feat_const_batch,), 1, len(keys))
-    feats = lambda p, k: _features(models, p, ctx.g_buffers, z, k, keys)  # noqa: E731
+    feats = lambda p, k: latent_features(models, p, ctx.g_buffers, z, k, keys)  # noqa: E731
     src = jax.lax.stop_gradient(feats(ctx.source_g, ksrc))
     tgt = feats(ctx.g['net'], ktgt)
     if not momentum and similarity == 'cosine':  # exactly CDC's rows and arithmetic
