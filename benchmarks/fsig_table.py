@@ -17,6 +17,14 @@ same for every method). Writes to --out:
   results.json  the settings, every run's numbers and timings, the table
   grid.png      per target: the source row, then one row per method (first
                 seed), all on the same latents and noise
+  cells/        one finished run each (its numbers, and its grid row for the
+                first seed), written atomically as soon as the run is scored
+
+Resuming. Rerun the same command with the same --out after a kill: finished
+runs are read back from OUT/cells and only the rest are trained. Methods,
+targets and seeds may be added on a rerun; a change to anything that alters a
+run's numbers (source, steps, evaluation samples or seed, overrides) is
+refused, naming the setting, so that one table never mixes settings.
 
 FID-VGG uses VGG16 features (not Inception), so it is comparable only within
 this table. The derived target `anime_sketch` has a real 2,000-image test set
@@ -245,6 +253,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                   targets=list(targets), seeds=list(seeds), steps=steps,
                   num_samples=num_samples, eval_seed=eval_seed, hparams=hparams,
                   method_kwargs=method_kwargs, resolution=res)
+  done = Cells(out, settings)
   try:
     for target in targets:
       cfg0 = run_config_for(methods[0], target, steps, seeds[0], hparams, method_kwargs)
@@ -256,20 +265,37 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
       few = evaluate.as_source(cfg0.data.source, res)  # the training images, by name
       kw = dict(reference=ref, few_shot=few, num_samples=num_samples, seed=eval_seed,
                 cache_dir=cache, batch_size=eval_batch_size)
-      t0 = time.time()
-      result = evaluate.evaluate(source, **kw)
-      cells[('source', target)] = [result]
-      notes[target] = (f'{result["reference_kind"]} `{result["reference"]}` '
-                       f'({result["reference_count"]} images)')
+      saved = done.load(target, 'source', None)
+      if saved is None:
+        t0 = time.time()
+        result = evaluate.evaluate(source, **kw)
+        record = dict(result, method='source', target=target, train_seed=None,
+                      train_seconds=0.0, eval_seconds=round(time.time() - t0, 1))
+        samples = evaluate.generate_samples(source, z_grid, eval_seed, eval_batch_size)
+        done.save(target, 'source', None, record, samples)
+        print(f'[{_elapsed(t_start)}] {target} source: {evaluate.summary(result)}', flush=True)
+      else:
+        record, samples = saved
+        print(f'[{_elapsed(t_start)}] {target} source: done earlier', flush=True)
+      cells[('source', target)] = [record]
+      records.append(record)
+      notes[target] = (f'{record["reference_kind"]} `{record["reference"]}` '
+                       f'({record["reference_count"]} images)')
       if target in common.APPROX_REFERENCES:
         notes[target] += f' ({common.APPROX_REFERENCES[target][1]})'
-      records.append(dict(result, method='source', target=target, train_seed=None,
-                          train_seconds=0.0, eval_seconds=round(time.time() - t0, 1)))
-      print(f'[{_elapsed(t_start)}] {target} source: {evaluate.summary(result)}', flush=True)
-      blocks.append((f'{target}: source',
-                     evaluate.generate_samples(source, z_grid, eval_seed, eval_batch_size)))
+      blocks.append((f'{target}: source', samples))
       for method in methods:
         for seed in seeds:
+          saved = done.load(target, method, seed)
+          if saved is not None:
+            record, samples = saved
+            cells.setdefault((method, target), []).append(record)
+            records.append(record)
+            rates.setdefault(method, []).append(record.get('steps_per_second') or float('nan'))
+            if seed == seeds[0] and samples is not None:
+              blocks.append((f'{target}: {method}', samples))
+            print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: done earlier', flush=True)
+            continue
           config = run_config_for(method, target, steps, seed, hparams, method_kwargs)
           rate_log.rate = float('nan')
           t0 = time.time()
@@ -279,17 +305,19 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
           t0 = time.time()
           result = evaluate.evaluate(adapted, **kw)
           eval_s = time.time() - t0
-          cells.setdefault((method, target), []).append(result)
-          records.append(dict(result, method=method, target=target, train_seed=seed,
-                              train_seconds=round(train_s, 1), steps_per_second=rate_log.rate,
-                              eval_seconds=round(eval_s, 1)))
+          record = dict(result, method=method, target=target, train_seed=seed,
+                        train_seconds=round(train_s, 1), steps_per_second=rate_log.rate,
+                        eval_seconds=round(eval_s, 1))
+          samples = None
+          if seed == seeds[0]:
+            samples = evaluate.generate_samples(adapted, z_grid, eval_seed, eval_batch_size)
+            blocks.append((f'{target}: {method}', samples))
+          done.save(target, method, seed, record, samples)
+          cells.setdefault((method, target), []).append(record)
+          records.append(record)
           print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: train {train_s:.0f}s '
                 f'({rate_log.rate:.2f} it/s), eval {eval_s:.0f}s | {evaluate.summary(result)}',
                 flush=True)
-          if seed == seeds[0]:
-            blocks.append((f'{target}: {method}',
-                           evaluate.generate_samples(adapted, z_grid, eval_seed,
-                                                                 eval_batch_size)))
   finally:
     log.removeHandler(rate_log)
     log.setLevel(level)
@@ -308,6 +336,71 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
   with open(os.path.join(out, 'results.json'), 'w') as f:
     json.dump(_finite(report), f, indent=2, default=str)
   return report
+
+
+# Settings a finished cell depends on; a rerun into the same --out must keep them.
+CELL_SETTINGS = ('source', 'steps', 'num_samples', 'eval_seed', 'hparams', 'method_kwargs',
+                 'resolution')
+
+
+class Cells:
+  """Finished runs of a table under OUT/cells, so that a killed table resumes.
+
+  Each cell is `TARGET.METHOD.seedN.json` (the run's record) and, for runs
+  that give a grid row, a `.npz` of its samples beside it; both are written
+  to a temporary name and renamed, so a kill never leaves half a cell.
+  """
+
+  def __init__(self, out: str, settings: dict):
+    self.dir = os.path.join(out, 'cells')
+    os.makedirs(self.dir, exist_ok=True)
+    path = os.path.join(self.dir, 'settings.json')
+    mine = json.loads(json.dumps(_finite({k: settings[k] for k in CELL_SETTINGS}), default=str))
+    if os.path.isfile(path):
+      with open(path) as f:
+        saved = json.load(f)
+      changed = [k for k in CELL_SETTINGS if saved.get(k) != mine.get(k)]
+      if changed and any(n.endswith('.json') and n != 'settings.json'
+                         for n in os.listdir(self.dir)):
+        raise ValueError(
+            f'{out} holds runs made with other settings ({", ".join(changed)}: saved '
+            f'{[saved.get(k) for k in changed]}, now {[mine.get(k) for k in changed]}); '
+            f'use another --out, or delete {self.dir} to start the table again')
+    _write_atomic(path, lambda p: _dump_json(p, mine))
+
+  def _path(self, target: str, method: str, seed) -> str:
+    return os.path.join(self.dir, f'{target}.{method}.seed{seed}')
+
+  def load(self, target: str, method: str, seed):
+    """(record, samples or None) of a finished run, or None."""
+    path = self._path(target, method, seed)
+    if not os.path.isfile(path + '.json'):
+      return None
+    with open(path + '.json') as f:
+      record = json.load(f)
+    samples = None
+    if os.path.isfile(path + '.npz'):
+      with np.load(path + '.npz') as f:
+        samples = f['samples']
+    return record, samples
+
+  def save(self, target: str, method: str, seed, record: dict, samples=None):
+    path = self._path(target, method, seed)
+    if samples is not None:  # first, so that a record always has its samples
+      _write_atomic(path + '.npz', lambda p: np.savez(p, samples=np.asarray(samples)))
+    _write_atomic(path + '.json', lambda p: _dump_json(p, _finite(record)))
+
+
+def _dump_json(path: str, obj) -> None:
+  with open(path, 'w') as f:
+    json.dump(obj, f, indent=2, default=str)
+
+
+def _write_atomic(path: str, write) -> None:
+  """write(tmp) then rename onto path (a kill leaves the old file or none)."""
+  tmp = path + '.tmp' + os.path.splitext(path)[1]
+  write(tmp)
+  os.replace(tmp, path)
 
 
 def _finite(x):

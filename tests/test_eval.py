@@ -317,3 +317,24 @@ def test_fsig_table_tiny(tmp_path):
   assert report['table']['tgan']['babies']['cell'] in tgan
   grid = Image.open(out / 'grid.png')
   assert grid.size[1] == 2 + 2 * 18  # two rows (source, tgan) of 16 px samples
+
+  # A rerun into the same --out trains nothing: every run is read back from cells/.
+  def no_training(*a, **k):
+    raise AssertionError('a finished run was trained again')
+  trained = table.loop.train
+  table.loop.train = no_training
+  try:
+    again = table.run_table(tiny_bundle(), methods=['tgan'], targets=['babies'], seeds=[0, 1],
+                            steps=2, num_samples=16, out=str(out), grid_cols=4,
+                            eval_batch_size=BATCH,
+                            hparams={'d_reg_every': 2, 'g_reg_every': 2})
+  finally:
+    table.loop.train = trained
+  assert json.dumps(again['table']) == json.dumps(report['table'])
+  assert (out / 'table.md').read_text() == md
+  assert np.array_equal(np.asarray(Image.open(out / 'grid.png')), np.asarray(grid))
+  # ...and refuses to mix settings in one table.
+  with pytest.raises(ValueError, match=r'other settings \(steps'):
+    table.run_table(tiny_bundle(), methods=['tgan'], targets=['babies'], seeds=[0], steps=3,
+                    num_samples=16, out=str(out), grid_cols=4, eval_batch_size=BATCH,
+                    hparams={'d_reg_every': 2, 'g_reg_every': 2})
