@@ -1,0 +1,50 @@
+"""Student networks of GPD (few-shot image-to-image translation).
+
+`CONFIGS[arch]` is the config class of each student; `network(cfg)` builds the
+flax module, `init_student` / `apply_student` are the pure-function interface
+the trainer uses (params are the 'params' collection only: the students have
+no other state).
+"""
+from typing import Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from fsig_jax.models.students.config import Pix2PixConfig, UNetMSPADEConfig
+from fsig_jax.models.students.pix2pix import Pix2PixUNet
+from fsig_jax.models.students.unet_mspade import UNetMSPADE
+
+CONFIGS = {'unet_mspade': UNetMSPADEConfig, 'pix2pix': Pix2PixConfig}
+_NETWORKS = {'unet_mspade': UNetMSPADE, 'pix2pix': Pix2PixUNet}
+
+
+def network(cfg) -> nn.Module:
+  """The flax module of a student config."""
+  arch = getattr(cfg, 'arch', None)
+  if arch not in _NETWORKS or not isinstance(cfg, CONFIGS[arch]):
+    raise ValueError(f'not a student config: {cfg!r}; known archs: {sorted(CONFIGS)}')
+  return _NETWORKS[arch](cfg)
+
+
+def init_student(cfg, key: jax.Array) -> dict:
+  """Fresh params (the 'params' collection) of the student `cfg`."""
+  x = jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.in_channels), jnp.float32)
+  return network(cfg).init({'params': key}, x)['params']
+
+
+def apply_student(cfg, params, x: jax.Array, key: Optional[jax.Array] = None) -> jax.Array:
+  """Translates NHWC images x in [-1, 1]. With `key`, pix2pix dropout is active
+  (training mode) and draws from `key`; without, it is off. UNetMSPADE has no
+  randomness and ignores `key`."""
+  net = network(cfg)
+  if cfg.arch == 'pix2pix':
+    if key is None:
+      return net.apply({'params': params}, x, deterministic=True)
+    return net.apply({'params': params}, x, deterministic=False, rngs={'dropout': key})
+  return net.apply({'params': params}, x)
+
+
+def param_count(params) -> int:
+  """Number of scalars in a params pytree."""
+  return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)))
