@@ -99,3 +99,48 @@ def offline_eval(c, target: str):
   c.eval.reference = DERIVED_TEST.get(target, APPROX_REFERENCES.get(target, ('',))[0])
   c.eval.few_shot = 'auto'  # the training images
   return c
+
+
+# ---------------------------------------------------------------- the GPD student
+# Paired data of the translation students (fsig_jax/data/pairs.py).
+PAIRS = {'anime_sketch': 'derived:anime_sketch',
+         'cufs': os.path.join(SHARED, 'data', 'cufs_pairs_64')}
+GPD_ROWS = ('bl', 'aug', 'aug_anchor', 'gpd', 'oracle')
+
+
+def gpd(row: str, data: str, student: str = 'unet_mspade', pairs: int = 10):
+  """A GPD student config (fsig_jax/distill/gpd.py) for benchmark row `row` on `data`.
+
+  Rows (GPD Table 4): bl (real pairs only, one D), aug (teacher pairs only, one
+  D), aug_anchor (1:2, one D), gpd (1:2, fine and coarse Ds), oracle (gpd with
+  the XDoG operator as the teacher: anime_sketch only). The teacher is the
+  shipped anime source adapted with CDC (1000 steps, configs/offline.py's
+  schedule) to the training pairs' targets. Students: unet_mspade (LSGAN +
+  perceptual, Eq. 2-6) or pix2pix (its 70x70 conditional PatchGAN, vanilla GAN
+  + 100 L1, as pix2pix_model.py).
+  """
+  from fsig_jax.distill import gpd as gpd_lib  # pylint: disable=g-import-not-at-top
+  if row not in GPD_ROWS:
+    raise ConfigError(f'unknown GPD row {row!r}; choose from {GPD_ROWS}')
+  if data not in PAIRS:
+    raise ConfigError(f'unknown paired data {data!r}; choose from {sorted(PAIRS)}')
+  if row == 'oracle' and data != 'anime_sketch':
+    raise ConfigError('the oracle row needs the true operator (XDoG), known only for '
+                      'anime_sketch')
+  c = gpd_lib.default_config()
+  c.teacher.source = ANIME64
+  c.teacher.kind = 'xdog_oracle' if row == 'oracle' else 'adapted'
+  c.teacher.adapt = base('cdc')
+  c.teacher.adapt.steps = 1000
+  c.teacher.adapt.sample_every = 0
+  c.teacher.adapt.log_every = 100
+  gpd_lib.apply_row(c, 'gpd' if row == 'oracle' else row)
+  c.data.pairs = PAIRS[data]
+  c.data.train_pairs = pairs
+  c.student.arch = student
+  if student == 'pix2pix':  # pix2pix_model.py: cGAN (vanilla) + lambda_L1 100
+    c.gpd.conditional_d = True
+    c.gpd.adv_loss = 'vanilla'
+    c.gpd.l1 = 100.0
+    c.gpd.mu = 0.0
+  return c

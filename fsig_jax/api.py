@@ -13,8 +13,8 @@ from fsig_jax.models.config import StyleGAN2Config, ada_channels, rosinality_cha
 __all__ = [
     'adapt', 'CheckpointError', 'ConfigError', 'DataError', 'FsigError', 'MissingNetworkError',
     'ModelBundle', 'NonFiniteLossError', 'StyleGAN2Config', 'TRAINERS', 'UnsafePickleError',
-    'ada_channels', 'load_bundle', 'load_pretrained', 'rosinality_channels', 'save_bundle',
-    'train',
+    'ada_channels', 'load_bundle', 'load_pretrained', 'load_student', 'rosinality_channels',
+    'save_bundle', 'train',
 ]
 
 # config.trainer -> the function that runs it, 'module:function' (imported on use, so
@@ -23,6 +23,7 @@ __all__ = [
 TRAINERS = {
     'adapt': 'fsig_jax.engine.loop:train',  # few-shot adaptation with fsig_jax/methods
     'progressive': 'fsig_jax.engine.progressive:pretrain',  # ProGAN's progressive growing
+    'gpd': 'fsig_jax.distill.gpd:train',  # GAN Prior Distillation translation student
 }
 
 
@@ -69,6 +70,27 @@ def adapt(model: Union[ModelBundle, str], images, method: Union[str, Sequence[st
       model, require_discriminator=True)
   state, adapted = train(config, workdir, bundle=bundle, images=images)  # trainer 'adapt'
   return adapted, state
+
+
+def load_student(path: str, batch_size: int = 32):
+  """A trained translation student in one line: `student = load_student('runs/gpd/model')`,
+  then `sketches = student(photos)` (NHWC uint8 or [-1, 1] floats -> [-1, 1] floats).
+
+  `path` is the student's exported model directory or its training workdir.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  from fsig_jax.models.students.student import Student  # pylint: disable=g-import-not-at-top
+  path = os.fspath(path)
+  if os.path.isdir(os.path.join(path, 'model')):
+    path = os.path.join(path, 'model')
+  if not os.path.exists(path):
+    raise CheckpointError(f'{path} does not exist: pass a student workdir (launch/main.py '
+                          '--workdir) or its model/ directory')
+  bundle = load_bundle(path)
+  if 'student' not in bundle.nets:
+    raise CheckpointError(f'{path} holds a {type(bundle.config).__name__} model, not a '
+                          'translation student; load generators with load_pretrained()')
+  return Student(bundle, batch_size=batch_size)
 
 
 def trainer(name: str):

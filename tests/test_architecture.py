@@ -26,6 +26,14 @@ FORBIDDEN = [
     ('fsig_jax.run', 'fsig_jax.engine'),
     ('fsig_jax.run', 'fsig_jax.methods'),
     ('fsig_jax.errors', 'fsig_jax'),
+    # The student trainers sit beside the adaptation engine, above methods and models.
+    ('fsig_jax.engine', 'fsig_jax.distill'),
+    ('fsig_jax.methods', 'fsig_jax.distill'),
+    ('fsig_jax.losses', 'fsig_jax.distill'),
+    ('fsig_jax.models', 'fsig_jax.distill'),
+    ('fsig_jax.nn', 'fsig_jax.distill'),
+    ('fsig_jax.distill', 'fsig_jax.api'),
+    ('fsig_jax.models', 'fsig_jax.metrics'),
 ]
 
 

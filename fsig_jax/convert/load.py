@@ -130,11 +130,12 @@ def load_bundle(path: str) -> ModelBundle:
   if meta.get('version', 0) > BUNDLE_VERSION:
     raise CheckpointError(f'{path}: written by a newer fsig-jax (bundle version '
                           f'{meta["version"]}); upgrade fsig-jax')
-  config_cls = {'stylegan2': StyleGAN2Config, 'progan': ProGANConfig}.get(
-      meta.get('arch', 'stylegan2'))
+  from fsig_jax.models import students  # pylint: disable=g-import-not-at-top
+  configs = {'stylegan2': StyleGAN2Config, 'progan': ProGANConfig, **students.CONFIGS}
+  config_cls = configs.get(meta.get('arch', 'stylegan2'))
   if config_cls is None:
     raise CheckpointError(f'{path}: unknown architecture {meta.get("arch")!r} (this fsig-jax '
-                          'reads stylegan2 and progan); upgrade fsig-jax')
+                          f'reads {", ".join(sorted(configs))}); upgrade fsig-jax')
   cfg = config_cls.from_dict({k: tuple(v) if isinstance(v, list) else v
                               for k, v in meta['config'].items()})
   with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:

@@ -454,8 +454,10 @@ def _array_to_pil(a: np.ndarray, where: str) -> Image.Image:
 
 
 def write_image_folder(images: Any, path: Union[str, os.PathLike],
-                       prefix: str = "") -> List[pathlib.Path]:
-  """Writes NHWC [-1, 1] images as PNGs `{prefix}{index:05d}.png` (uint8 by rounding).
+                       prefix: str = "", names: Optional[Sequence[str]] = None
+                       ) -> List[pathlib.Path]:
+  """Writes NHWC [-1, 1] images as PNGs `{prefix}{index:05d}.png` (uint8 by rounding),
+  or `{prefix}{name}.png` with `names` (one per image, e.g. the inputs' stems).
 
   The folder is created if needed; values are converted with `to_uint8`
   (round((x + 1) * 127.5), clipped), so `load_image_folder` reads them back
@@ -470,9 +472,11 @@ def write_image_folder(images: Any, path: Union[str, os.PathLike],
   folder = pathlib.Path(path)
   folder.mkdir(parents=True, exist_ok=True)
   width = max(5, len(str(max(len(x) - 1, 0))))
+  if names is not None and len(names) != len(x):
+    raise ValueError(f"write_image_folder got {len(names)} names for {len(x)} images.")
   paths = []
   for i, im in enumerate(to_uint8(x)):
-    p = folder / f"{prefix}{i:0{width}d}.png"
+    p = folder / f"{prefix}{names[i] if names is not None else f'{i:0{width}d}'}.png"
     Image.fromarray(im, "RGB").save(p)
     paths.append(p)
   return paths

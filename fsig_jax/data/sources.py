@@ -17,7 +17,8 @@ import numpy as np
 
 
 class BatchSampler:
-  """Deterministic minibatches of an (N, R, R, 3) float32 image array.
+  """Deterministic minibatches of an (N, R, R, C) float32 image array (C = 3; 6 for the
+  translation students' (input, target) pairs, flipped together).
 
   `batch(step)` depends only on (seed, step): indices are drawn without
   replacement when N >= batch_size and with replacement otherwise (a 10-shot
@@ -25,7 +26,7 @@ class BatchSampler:
   probability 1/2.
 
   Attributes:
-    images: the host array, (N, R, R, 3) float32.
+    images: the host array, (N, R, R, C) float32.
     batch_size: global batch size.
     seed: base seed; different seeds give different batch sequences.
     flip: random horizontal flips.
@@ -33,8 +34,8 @@ class BatchSampler:
 
   def __init__(self, images, batch_size: int, seed: int = 0, flip: bool = False):
     images = np.asarray(images, np.float32)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
-      raise ValueError(f"BatchSampler needs a non-empty (N, R, R, 3) array, got {images.shape}.")
+    if images.ndim != 4 or images.shape[0] == 0:
+      raise ValueError(f"BatchSampler needs a non-empty (N, R, R, C) array, got {images.shape}.")
     if int(batch_size) < 1:
       raise ValueError(f"batch_size must be positive, got {batch_size}.")
     if int(seed) < 0:
@@ -63,7 +64,7 @@ class BatchSampler:
     return out
 
   def batch(self, step: int) -> np.ndarray:
-    """The global batch (batch_size, R, R, 3) at `step`."""
+    """The global batch (batch_size, R, R, C) at `step`."""
     return self._gather(*self._draw(step))
 
   def local_batch(self, step: int, process_index: int, process_count: int) -> np.ndarray:

@@ -10,7 +10,9 @@ the same files always give the same images.
 
 The 10 training shots are the faces at sorted positions 0, 3143, 6286, ...
 (evenly spaced through the sorted train split), a fixed choice spread over
-the whole crawl rather than its first files.
+the whole crawl rather than its first files. `trainN` for any other N (the
+translation students' 20, 80 and 320 pairs) is made the same way: N evenly
+spaced faces, positions i * (31431 // N).
 """
 import os
 import pathlib
@@ -48,24 +50,35 @@ def _anime_split(split: str, shared: Optional[str]) -> str:
   return folder
 
 
+def train_shots(subset: str) -> Optional[int]:
+  """N of a 'trainN' subset (N >= 1), else None."""
+  if subset.startswith('train') and subset[5:].isdigit() and int(subset[5:]) >= 1:
+    return int(subset[5:])
+  return None
+
+
 def _parse(source: str):
   try:
     _, name, subset = source.split(':')
   except ValueError:
     raise DataError(f'bad derived source {source!r}: use derived:NAME:SUBSET, e.g. '
                     'derived:anime_sketch:train10') from None
-  if name not in ('anime_sketch', 'anime_photo') or subset not in ('train10', 'test'):
+  if name not in ('anime_sketch', 'anime_photo') or (
+      subset != 'test' and train_shots(subset) is None):
     raise DataError(f'unknown derived source {source!r}: NAME is anime_sketch or anime_photo, '
-                    'SUBSET is train10 or test')
+                    'SUBSET is trainN (N evenly spaced train faces, e.g. train10) or test')
   return name, subset
 
 
 def derived_files(source: str, shared: Optional[str] = None) -> List[pathlib.Path]:
   """The real image files a 'derived:NAME:SUBSET' source is computed from (sorted)."""
   _, subset = _parse(source)
-  if subset == 'train10':
+  shots = train_shots(subset)
+  if shots is not None:
     files = list_image_files(pathlib.Path(_anime_split('train', shared)))
-    return [files[i] for i in shot_indices(len(files))]
+    if shots > len(files):
+      raise DataError(f'{source}: the train split has only {len(files)} faces')
+    return [files[i] for i in shot_indices(len(files), shots)]
   return list_image_files(pathlib.Path(_anime_split('test', shared)))
 
 

