@@ -78,7 +78,7 @@ from fsig_jax.metrics import evaluate  # noqa: E402
 from fsig_jax.models import presets  # noqa: E402
 from fsig_jax.models.bundle import ModelBundle, init_bundle  # noqa: E402
 from fsig_jax.utils.cli import fail  # noqa: E402
-from fsig_jax.utils.images import make_grid  # noqa: E402
+from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 FULL = dict(methods='tgan,tgan_aug,freezed,ewc,cdc,dcl,rick,adam',
             targets='anime_sketch,babies,sketches,caricatures', seeds='0,1,2', steps=1000,
@@ -213,24 +213,6 @@ def write_table(path: str, rows: List[str], targets: Sequence[str],
   return path
 
 
-def write_grid(path: str, blocks: List[tuple]) -> str:
-  """grid.png: blocks of (label, images) rows, labels drawn left of each row."""
-  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
-  labels = [label for label, _ in blocks]
-  ncol = len(blocks[0][1])
-  grid = make_grid(np.concatenate([imgs for _, imgs in blocks]), ncol=ncol)
-  row_h = (grid.shape[0] - 2) // len(blocks)
-  label_w = 8 + 6 * max(len(l) for l in labels)
-  canvas = Image.new('RGB', (label_w + grid.shape[1], grid.shape[0]), (255, 255, 255))
-  canvas.paste(Image.fromarray(grid), (label_w, 0))
-  draw = ImageDraw.Draw(canvas)
-  for i, label in enumerate(labels):
-    draw.text((4, 2 + i * row_h + row_h // 2 - 5), label, fill=(0, 0, 0))
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  canvas.save(path)
-  return path
-
-
 def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[str],
               seeds: Sequence[int], steps: int, num_samples: int, out: str, eval_seed: int = 0,
               grid_cols: int = 8, eval_batch_size: int = 32,
@@ -323,7 +305,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
     log.setLevel(level)
   total = time.time() - t_start
   table = write_table(os.path.join(out, 'table.md'), rows, targets, cells, notes, settings)
-  grid = write_grid(os.path.join(out, 'grid.png'), blocks)
+  grid = save_labeled_grid(os.path.join(out, 'grid.png'), blocks)
   summary = {row: {t: {'cell': _cell(cells.get((row, t), []), 'FID-VGG'),
                        'FID-VGG': _mean_std([r.get('FID-VGG') for r in cells.get((row, t), [])]),
                        'intra-LPIPS': _mean_std([r.get(evaluate.INTRA_LPIPS)

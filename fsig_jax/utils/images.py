@@ -38,3 +38,25 @@ def save_grid(path: str, images, ncol: Optional[int] = None) -> str:
   Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(tmp)
   os.replace(tmp, path)
   return path
+
+
+def save_labeled_grid(path: str, blocks) -> str:
+  """A PNG of labelled rows: `blocks` is [(label, NHWC images), ...], every row the
+  same number of images; the labels are drawn left of their rows. Atomic, like
+  `save_grid`; returns the path."""
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  labels = [label for label, _ in blocks]
+  ncol = len(blocks[0][1])
+  grid = make_grid(np.concatenate([np.asarray(imgs) for _, imgs in blocks]), ncol=ncol)
+  row_h = (grid.shape[0] - 2) // len(blocks)
+  label_w = 8 + 6 * max(len(l) for l in labels)
+  canvas = Image.new('RGB', (label_w + grid.shape[1], grid.shape[0]), (255, 255, 255))
+  canvas.paste(Image.fromarray(grid), (label_w, 0))
+  draw = ImageDraw.Draw(canvas)
+  for i, label in enumerate(labels):
+    draw.text((4, 2 + i * row_h + row_h // 2 - 5), label, fill=(0, 0, 0))
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f'{path}.tmp.png'
+  canvas.save(tmp)
+  os.replace(tmp, path)
+  return path
