@@ -307,6 +307,21 @@ def test_each_discriminator_trains_only_on_its_steps():
                                                   jax.tree.leaves(s2['D']['fine'])))
 
 
+def test_pix2pix_student_with_its_conditional_patchgan():
+  """The augmentation study's student: cGAN (the D sees photo and output), L1."""
+  shared_path('data', 'anime_faces_64', 'train')
+  source, adapted = _tiny_teachers()
+  c = tiny_config(row='bl', steps=2)
+  p = gpd_anime_sketch.get_config('bl,pix2pix')
+  c.student, c.gpd = p.student, p.gpd
+  c.student.options = {'ngf': 4, 'max_channels': 8}
+  c.gpd.ndf = 8
+  s0 = gpd.init_state(c, gpd.student_config(c, RES), RES, jax.random.PRNGKey(c.seed))
+  assert s0['D']['coarse']['conv0']['kernel'].shape[2] == 6  # photo + output channels
+  state, model = gpd.train(c, None, source=source, adapted=adapted)
+  assert model.config.arch == 'pix2pix' and int(state['step']) == 2
+
+
 def test_bad_config_errors():
   c = tiny_config()
   c.teacher.kind = 'magic'
