@@ -144,3 +144,14 @@ def gpd(row: str, data: str, student: str = 'unet_mspade', pairs: int = 10):
     c.gpd.l1 = 100.0
     c.gpd.mu = 0.0
   return c
+
+
+def gpd_from_arg(arg: str, data: str):
+  """`gpd(...)` from a config argument ROW[,STUDENT[,PAIRS]] (configs/gpd_*.py)."""
+  parts = arg.split(',')
+  if not 1 <= len(parts) <= 3 or not all(parts):
+    raise ConfigError(f'bad argument {arg!r}: use ROW[,STUDENT[,PAIRS]], e.g. gpd,pix2pix,20')
+  row, student, pairs = (parts + ['unet_mspade', '10'][len(parts) - 1:])[:3]
+  if not pairs.isdigit():
+    raise ConfigError(f'bad PAIRS {pairs!r} in {arg!r}: a number of training pairs')
+  return gpd(row, data, student, int(pairs))

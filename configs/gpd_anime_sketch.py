@@ -13,8 +13,4 @@ from configs import common
 
 
 def get_config(arg: str = 'gpd'):
-  parts = arg.split(',')
-  if not 1 <= len(parts) <= 3:
-    raise common.ConfigError(f'bad argument {arg!r}: use ROW[,STUDENT[,PAIRS]]')
-  row, student, pairs = (parts + ['unet_mspade', '10'][len(parts) - 1:])[:3]
-  return common.gpd(row, 'anime_sketch', student, int(pairs))
+  return common.gpd_from_arg(arg, 'anime_sketch')
