@@ -155,3 +155,12 @@ def gpd_from_arg(arg: str, data: str):
   if not pairs.isdigit():
     raise ConfigError(f'bad PAIRS {pairs!r} in {arg!r}: a number of training pairs')
   return gpd(row, data, student, int(pairs))
+
+
+# ---------------------------------------------------------------- KDIT (StarGAN v2 students)
+# The unpaired two-domain benchmark: 100 anime photos and 100 sketches of other faces
+# (positions i * 314 and i * 314 + 157 of the train split; fsig_jax/data/targets.py).
+KDIT_DOMAINS = 'derived:anime_photo:train100,derived:anime_sketch:train100+157'
+KDIT_TEST = ('derived:anime_photo:test', 'derived:anime_sketch:test')
+KDIT_ABLATIONS = {'full': {}, 'kd_star': {'triplets': False}, 'l1_only': {'lambda_adv': 0.0},
+                  'adv_only': {'lambda_kdl': 0.0}}

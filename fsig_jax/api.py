@@ -24,6 +24,8 @@ TRAINERS = {
     'adapt': 'fsig_jax.engine.loop:train',  # few-shot adaptation with fsig_jax/methods
     'progressive': 'fsig_jax.engine.progressive:pretrain',  # ProGAN's progressive growing
     'gpd': 'fsig_jax.distill.gpd:train',  # GAN Prior Distillation translation student
+    'kdit': 'fsig_jax.distill.kdit:train',  # KDIT stage 1: style-mixed triplet distillation
+    'stargan_v2': 'fsig_jax.distill.stargan:train',  # StarGAN v2 (KDIT stage 2 / scratch)
 }
 
 

@@ -190,8 +190,14 @@ def test_derived_train_n():
                                                                     'train')))
   assert twenty == [files[i * (len(files) // 20)] for i in range(20)]
   assert ten == [files[i * (len(files) // 10)] for i in range(10)]  # train10 as before
-  with pytest.raises(DataError, match='SUBSET is trainN'):
-    targets.derived_files('derived:anime_photo:train')
+  shifted = targets.derived_files('derived:anime_photo:train20+5')
+  assert shifted == [files[i * (len(files) // 20) + 5] for i in range(20)]
+  assert not set(shifted) & set(twenty)
+  for bad in ('train', 'train10+', 'train10+x', 'train0'):
+    with pytest.raises(DataError, match='SUBSET is trainN'):
+      targets.derived_files(f'derived:anime_photo:{bad}')
+  with pytest.raises(DataError, match='offset K'):
+    targets.derived_files('derived:anime_photo:train10+3143')
 
 
 def test_score_pairs():

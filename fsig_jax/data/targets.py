@@ -12,7 +12,9 @@ The 10 training shots are the faces at sorted positions 0, 3143, 6286, ...
 (evenly spaced through the sorted train split), a fixed choice spread over
 the whole crawl rather than its first files. `trainN` for any other N (the
 translation students' 20, 80 and 320 pairs) is made the same way: N evenly
-spaced faces, positions i * (31431 // N).
+spaced faces, positions i * (31431 // N); `trainN+K` shifts those positions by
+K (other faces, e.g. the unpaired domains of the KDIT benchmark: photos from
+train100, sketches from train100+157).
 """
 import os
 import pathlib
@@ -50,11 +52,20 @@ def _anime_split(split: str, shared: Optional[str]) -> str:
   return folder
 
 
+def _train_subset(subset: str):
+  """(N, K) of a 'trainN' or 'trainN+K' subset (N >= 1, K >= 0), else None."""
+  if not subset.startswith('train'):
+    return None
+  n, _, k = subset[5:].partition('+')
+  if not n.isdigit() or int(n) < 1 or (k and not k.isdigit()) or (not k and _):
+    return None
+  return int(n), int(k or 0)
+
+
 def train_shots(subset: str) -> Optional[int]:
-  """N of a 'trainN' subset (N >= 1), else None."""
-  if subset.startswith('train') and subset[5:].isdigit() and int(subset[5:]) >= 1:
-    return int(subset[5:])
-  return None
+  """N of a 'trainN' / 'trainN+K' subset (N >= 1), else None."""
+  parsed = _train_subset(subset)
+  return None if parsed is None else parsed[0]
 
 
 def _parse(source: str):
@@ -66,19 +77,24 @@ def _parse(source: str):
   if name not in ('anime_sketch', 'anime_photo') or (
       subset != 'test' and train_shots(subset) is None):
     raise DataError(f'unknown derived source {source!r}: NAME is anime_sketch or anime_photo, '
-                    'SUBSET is trainN (N evenly spaced train faces, e.g. train10) or test')
+                    'SUBSET is trainN (N evenly spaced train faces, e.g. train10), trainN+K '
+                    '(the same positions shifted by K: other faces) or test')
   return name, subset
 
 
 def derived_files(source: str, shared: Optional[str] = None) -> List[pathlib.Path]:
   """The real image files a 'derived:NAME:SUBSET' source is computed from (sorted)."""
   _, subset = _parse(source)
-  shots = train_shots(subset)
-  if shots is not None:
+  parsed = _train_subset(subset)
+  if parsed is not None:
+    shots, offset = parsed
     files = list_image_files(pathlib.Path(_anime_split('train', shared)))
     if shots > len(files):
       raise DataError(f'{source}: the train split has only {len(files)} faces')
-    return [files[i] for i in shot_indices(len(files), shots)]
+    if offset >= len(files) // shots:
+      raise DataError(f'{source}: the offset K of trainN+K must be below '
+                      f'{len(files) // shots} (the spacing of {shots} faces)')
+    return [files[i + offset] for i in shot_indices(len(files), shots)]
   return list_image_files(pathlib.Path(_anime_split('test', shared)))
 
 
