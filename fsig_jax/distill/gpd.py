@@ -177,9 +177,9 @@ def check_config(config):
     raise ConfigError(f'gpd.real_every must be >= 0 (0: teacher pairs only), got {g.real_every}')
   if g.adv_loss not in ADV_LOSSES:
     raise ConfigError(f'gpd.adv_loss {g.adv_loss!r}: use one of {ADV_LOSSES}')
-  if config.student.arch not in students.CONFIGS:
+  if config.student.arch not in students.TRANSLATORS:  # not stargan_v2 (KDIT's, 4 networks)
     raise ConfigError(f'student.arch {config.student.arch!r}: use one of '
-                      f'{sorted(students.CONFIGS)}')
+                      f'{list(students.TRANSLATORS)}')
   if not config.teacher.source:
     raise ConfigError('teacher.source is empty: set it to the source generator (e.g. '
                       'models/anime64, a rosinality .pt or an ada-pytorch .pkl)')

@@ -4,6 +4,12 @@
 flax module, `init_student` / `apply_student` are the pure-function interface
 the trainer uses (params are the 'params' collection only: the students have
 no other state).
+
+`CONFIGS` also holds KDIT's StarGAN v2 student (`stargan_v2.StarGANv2Config`),
+so its bundles load, but it is four networks (G, mapping, style encoder, D)
+taking styles and domain labels, not a single-module translator: `network`,
+`init_student` and `apply_student` refuse it; use `stargan_v2.networks` and
+`stargan_v2.init_stargan`. `TRANSLATORS` lists the archs they accept.
 """
 from typing import Optional
 
@@ -13,24 +19,32 @@ import jax.numpy as jnp
 
 from fsig_jax.models.students.config import Pix2PixConfig, UNetMSPADEConfig
 from fsig_jax.models.students.pix2pix import Pix2PixUNet
+from fsig_jax.models.students.stargan_v2 import StarGANv2Config
 from fsig_jax.models.students.unet_mspade import UNetMSPADE
 
-CONFIGS = {'unet_mspade': UNetMSPADEConfig, 'pix2pix': Pix2PixConfig}
+CONFIGS = {'unet_mspade': UNetMSPADEConfig, 'pix2pix': Pix2PixConfig,
+           'stargan_v2': StarGANv2Config}
 _NETWORKS = {'unet_mspade': UNetMSPADE, 'pix2pix': Pix2PixUNet}
+TRANSLATORS = tuple(sorted(_NETWORKS))
 
 
 def network(cfg) -> nn.Module:
   """The flax module of a student config."""
   arch = getattr(cfg, 'arch', None)
+  if isinstance(cfg, StarGANv2Config):
+    raise ValueError('StarGAN v2 is four networks (G, mapping, style encoder, D), not a '
+                     'single-module translator: use fsig_jax.models.students.stargan_v2.'
+                     'networks / init_stargan')
   if arch not in _NETWORKS or not isinstance(cfg, CONFIGS[arch]):
-    raise ValueError(f'not a student config: {cfg!r}; known archs: {sorted(CONFIGS)}')
+    raise ValueError(f'not a student config: {cfg!r}; known archs: {list(TRANSLATORS)}')
   return _NETWORKS[arch](cfg)
 
 
 def init_student(cfg, key: jax.Array) -> dict:
   """Fresh params (the 'params' collection) of the student `cfg`."""
+  net = network(cfg)
   x = jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.in_channels), jnp.float32)
-  return network(cfg).init({'params': key}, x)['params']
+  return net.init({'params': key}, x)['params']
 
 
 def apply_student(cfg, params, x: jax.Array, key: Optional[jax.Array] = None) -> jax.Array:
