@@ -178,6 +178,7 @@ def _same(a, b):
     np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+@pytest.mark.slow
 def test_stage1_one_step_from_config_then_stage2_from_it(tmp_path):
   s1 = tmp_path / 's1'
   state, model = api.train(stage1_config(steps=1), str(s1))
@@ -200,6 +201,7 @@ def test_stage1_kill_and_resume_bit_identical(tmp_path):
   _same(straight.nets, resumed.nets)
 
 
+@pytest.mark.slow
 def test_stage1_ablations_change_the_loss():
   teacher = tiny_teacher()
   metrics = {}
@@ -215,6 +217,7 @@ def test_stage1_ablations_change_the_loss():
   assert metrics['kd_star']['g_kd'] != pytest.approx(metrics['full']['g_kd'])
 
 
+@pytest.mark.slow
 def test_stage2_scratch_kill_and_resume_bit_identical(tmp_path):
   d = _domains()
   _, straight = stargan.train(stage2_config(steps=3), str(tmp_path / 'a'), domains=d)

@@ -165,3 +165,25 @@ def load_pretrained(path: str, *, require_discriminator: bool = False,
         f'but {resolution}x{resolution} was asked for; use a checkpoint of that '
         'resolution or change the config\'s resolution')
   return bundle
+
+
+def load_model(spec: str, *, setting: str, seed: int = 0, require_discriminator: bool = False,
+               what: str = 'the source generator (e.g. models/anime64, a rosinality .pt or an '
+               'ada-pytorch .pkl)') -> ModelBundle:
+  """A model named by a config setting: a checkpoint (`load_pretrained`), or
+  'random:SPEC' (a randomly initialised network from PRNGKey(seed), for tests
+  and smoke runs; models/presets.py). Errors are ConfigErrors naming `setting`."""
+  from fsig_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from fsig_jax.models import presets  # pylint: disable=g-import-not-at-top
+  from fsig_jax.models.bundle import init_bundle  # pylint: disable=g-import-not-at-top
+  if not spec:
+    raise ConfigError(f'{setting} is empty: set it to {what}')
+  if spec.startswith('random:'):
+    try:
+      cfg = presets.parse_random_spec(spec)
+    except ValueError as e:
+      raise ConfigError(f'{setting}: {e}') from None
+    return init_bundle(cfg, jax.random.PRNGKey(seed), source=spec)
+  if not os.path.exists(spec):
+    raise ConfigError(f'{setting} {spec!r} does not exist: pass {what}')
+  return load_pretrained(spec, require_discriminator=require_discriminator)

@@ -65,15 +65,15 @@ import ml_collections
 import numpy as np
 import optax
 
-from fsig_jax.convert.load import load_pretrained
+from fsig_jax.convert.load import load_model, load_pretrained
 from fsig_jax.data.pairs import load_pairs
 from fsig_jax.data.sketch import xdog_sketch
 from fsig_jax.engine import export, loop, parallel, run_config
 from fsig_jax.engine.batches import Batches
 from fsig_jax.errors import CheckpointError, ConfigError, DataError
 from fsig_jax.losses import adversarial, perceptual
-from fsig_jax.models import presets, students
-from fsig_jax.models.bundle import ModelBundle, init_bundle
+from fsig_jax.models import students
+from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.functional import Models
 from fsig_jax.models.students.student import Student
 from fsig_jax.nn.patchgan import PatchGAN, n_layers_for
@@ -214,17 +214,8 @@ def student_config(config, resolution: int):
 
 def load_source(config, need_d: bool) -> ModelBundle:
   """G_s from teacher.source: a checkpoint, or random:SPEC (a random network, for tests)."""
-  spec = config.teacher.source
-  if spec.startswith('random:'):
-    try:
-      cfg = presets.parse_random_spec(spec)
-    except ValueError as e:
-      raise ConfigError(f'teacher.source: {e}') from None
-    return init_bundle(cfg, jax.random.PRNGKey(config.seed), source=spec)
-  if not os.path.exists(spec):
-    raise ConfigError(f'teacher.source {spec!r} does not exist: pass the source generator '
-                      '(e.g. models/anime64, a rosinality .pt or an ada-pytorch .pkl)')
-  return load_pretrained(spec, require_discriminator=need_d)
+  return load_model(config.teacher.source, setting='teacher.source', seed=config.seed,
+                    require_discriminator=need_d)
 
 
 def adapts_here(config) -> bool:

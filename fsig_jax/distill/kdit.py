@@ -68,6 +68,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from fsig_jax.convert.load import load_model
 from fsig_jax.distill import stargan as sg
 from fsig_jax.errors import ConfigError
 from fsig_jax.models.bundle import ModelBundle
@@ -239,7 +240,7 @@ def init_state(config, scfg, teacher_cfg, key) -> dict:
   opts = sg.optimizers(config.hparams, names=TRAINABLE + ('D',))
   return {'step': jnp.zeros((), jnp.int32), 'key': key, 'nets': params,
           'opt': {k: opts[k].init(params[k]) for k in opts},
-          'ema': {k: params[k] for k in sg.EMA_NETS}}
+          'ema': jax.tree.map(jnp.copy, {k: params[k] for k in sg.EMA_NETS})}  # own buffers
 
 
 def make_step(config, scfg, teacher_cfg):
@@ -313,16 +314,9 @@ def make_step(config, scfg, teacher_cfg):
 
 
 def load_teacher(config) -> ModelBundle:
-  from fsig_jax.engine import loop  # pylint: disable=g-import-not-at-top
-  spec = config.teacher.checkpoint
-  c = ml_collections.ConfigDict({'model': {'checkpoint': spec, 'resolution': 0,
-                                           'description': 'the StyleGAN2 teacher'},
-                                 'seed': config.seed})
-  try:
-    bundle, _ = loop.prepare(c, images=np.zeros((1, 8, 8, 3), np.float32))
-  except ConfigError as e:
-    raise ConfigError(str(e).replace('config.model.checkpoint', 'teacher.checkpoint')) from None
-  return bundle
+  return load_model(config.teacher.checkpoint, setting='teacher.checkpoint', seed=config.seed,
+                    require_discriminator=True,
+                    what='the StyleGAN2 teacher with its D (e.g. models/anime64)')
 
 
 def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundle] = None):

@@ -23,9 +23,9 @@ official random resized crop (p 0.5) is left out (64 px faces; a deviation).
 KDIT stage 2 (`config.init`: a KDIT stage-1 workdir or model): the distilled
 networks initialise G, the mapping network, the style encoder and D, and the
 domain-specific heads of the mapping network, style encoder and D are all
-copies of the distilled head 0 (the teacher's domain). Without `init` every
-network starts from its Flax initialisation (the official code uses He
-initialisation: a deviation shared by both arms of a comparison).
+copies of the distilled head 0 (the teacher's domain). From scratch (stage 0)
+every network starts from the official He initialisation
+(models/students/stargan_v2.py).
 
 This module also holds what both KDIT stages share: the student's config
 defaults, the networks, the optimisers, the adversarial terms, the export
@@ -96,21 +96,8 @@ def optimizers(hp, names: Sequence[str]) -> dict:
   return {n: adam(hp.f_lr if n == 'mapping' else hp.lr) for n in names}
 
 
-def networks(scfg) -> dict:
-  return {'G': nets_lib.Generator(scfg), 'mapping': nets_lib.MappingNetwork(scfg),
-          'style': nets_lib.StyleEncoder(scfg), 'D': nets_lib.Discriminator(scfg)}
-
-
-def init_params(scfg, key) -> dict:
-  """Fresh params of G, mapping network, style encoder and D."""
-  n = networks(scfg)
-  kg, km, ks, kd = jax.random.split(key, 4)
-  x = jnp.zeros((1, scfg.resolution, scfg.resolution, 3))
-  s = jnp.zeros((1, scfg.style_dim))
-  y = jnp.zeros((1,), jnp.int32)
-  z = jnp.zeros((1, scfg.latent_dim))
-  return {'G': n['G'].init(kg, x, s)['params'], 'mapping': n['mapping'].init(km, z, y)['params'],
-          'style': n['style'].init(ks, x, y)['params'], 'D': n['D'].init(kd, x, y)['params']}
+networks = nets_lib.networks          # {'G', 'mapping', 'style', 'D'}: the Flax modules
+init_params = nets_lib.init_stargan   # their fresh params (official he_init)
 
 
 def bce(logits, target: float):
@@ -220,7 +207,8 @@ def load_init(path: str) -> ModelBundle:
 
 def stage2_init(bundle: ModelBundle) -> dict:
   """The distilled nets with every domain head a copy of head 0 (KDIT stage 2)."""
-  return {n: nets_lib.init_heads_from(bundle.nets[n]['params'], 0) for n in NETS}
+  nets = {n: bundle.nets[n]['params'] for n in NETS}
+  return {n: nets_lib.init_heads_from(p, 0) if n != 'G' else p for n, p in nets.items()}
 
 
 class DomainBatches:
@@ -312,7 +300,7 @@ def init_state(config, scfg, key, init: Optional[ModelBundle] = None) -> dict:
   opts = optimizers(config.hparams, NETS)
   return {'step': jnp.zeros((), jnp.int32), 'key': key, 'nets': nets,
           'opt': {k: opts[k].init(nets[k]) for k in NETS},
-          'ema': {k: nets[k] for k in EMA_NETS}}
+          'ema': jax.tree.map(jnp.copy, {k: nets[k] for k in EMA_NETS})}  # own buffers
 
 
 def train(config, workdir: Optional[str] = None, *, init: Optional[ModelBundle] = None,
@@ -346,9 +334,9 @@ def train(config, workdir: Optional[str] = None, *, init: Optional[ModelBundle] 
   batches = DomainBatches(domains, config.hparams.batch_size, config.seed, config.data.flip)
   step_fn = make_step(config, scfg)
   k = config.num_samples
-  grid_x = np.stack([domains[i % len(domains)][i // len(domains)] for i in range(k)])
-  grid_ref = np.stack([domains[(i + 1) % len(domains)][-1 - i // len(domains)]
-                       for i in range(k)])
+  pick = lambda d, j: domains[d % len(domains)][j % len(domains[d % len(domains)])]  # noqa: E731
+  grid_x = np.stack([pick(i, i // len(domains)) for i in range(k)])  # alternating domains
+  grid_ref = np.stack([pick(i + 1, -1 - i // len(domains)) for i in range(k)])
   start = run.start(state)
   log.info('StarGAN v2 (%s) at %dpx on %d domains (%s images), steps %d..%d',
            'KDIT stage 2' if init is not None else 'from scratch', scfg.resolution,
