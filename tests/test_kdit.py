@@ -1,4 +1,6 @@
 """KDIT: style-mixed triplets, stage-1 distillation, StarGAN v2 stage 2 / scratch."""
+import os
+import subprocess
 import sys
 
 import jax
@@ -136,6 +138,23 @@ def test_stage2_init_copies_head_zero_into_every_head():
   np.testing.assert_allclose(logits[2], logits[0], rtol=1e-6)
 
 
+def test_stargan_student_translates_by_reference_and_by_seed():
+  scfg = stargan.student_config(TINY, RES, latent_dim=4)
+  params = stargan.init_params(scfg, jax.random.PRNGKey(0))
+  student = api.StarGANStudent(stargan.student_bundle(scfg, params, params, 'x'))
+  x = _domains()[0]
+  by_ref = student(x, 1, reference=_domains()[1])
+  assert by_ref.shape == x.shape and np.abs(by_ref).max() <= 1
+  assert not np.allclose(student(x, 1, seed=0), student(x, 1, seed=1))
+  assert not np.allclose(student(x, 0, seed=0), student(x, 1, seed=0))  # per-domain heads
+  with pytest.raises(ValueError, match='exactly one of reference'):
+    student(x, 1)
+  with pytest.raises(ValueError, match=r'domain 2 is not in \[0, 2\)'):
+    student(x, 2, seed=0)
+  with pytest.raises(ValueError, match='2 references for 3 images'):
+    student(x, 1, reference=x[:2])
+
+
 # ----------------------------------------------------------------------------- the trainers
 
 
@@ -187,6 +206,22 @@ def test_stage1_one_step_from_config_then_stage2_from_it(tmp_path):
   c = stage2_config('stage2', steps=1, init=str(s1))
   state2, model2 = stargan.train(c, str(tmp_path / 's2'), domains=_domains())
   assert int(state2['step']) == 1
+  student = api.load_student(str(tmp_path / 's2'))
+  x = _domains()[0]
+  assert student(x, 1, reference=_domains()[1][:1]).shape == x.shape
+  np.testing.assert_array_equal(student(x, 1, seed=4), student(x, 1, seed=4))
+  from fsig_jax.data.images import write_image_folder  # pylint: disable=g-import-not-at-top
+  write_image_folder(x, tmp_path / 'in', names=['a', 'b', 'c'])
+  write_image_folder(x[:1], tmp_path / 'ref')
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  cmd = [sys.executable, str(ROOT / 'launch' / 'translate.py'), f'--student={tmp_path / "s2"}',
+         f'--input={tmp_path / "in"}', f'--output={tmp_path / "out"}', '--domain=1']
+  r = subprocess.run(cmd + [f'--reference={tmp_path / "ref" / "00000.png"}'], env=env,
+                     capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr
+  assert sorted(os.listdir(tmp_path / 'out')) == ['a.png', 'b.png', 'c.png']
+  r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+  assert r.returncode == 2 and 'needs --domain and one of --reference' in r.stderr
   with pytest.raises(ConfigError, match='--config.init'):
     stargan.train(stage2_config('stage2', steps=1), None, domains=_domains())
   with pytest.raises(ConfigError, match='num_domains'):

@@ -39,3 +39,66 @@ class Student:
       return x
     return np.concatenate([np.asarray(self._fn(self.params, x[i:i + self.batch_size]))
                            for i in range(0, len(x), self.batch_size)])
+
+
+class StarGANStudent:
+  """A trained StarGAN v2 (KDIT) as a callable, with its EMA networks:
+
+    student(images, domain, reference=refs)   # reference-guided: the style of refs
+    student(images, domain, seed=0)           # latent-guided: styles from N(0, I) latents
+
+  images / refs: NHWC uint8 or floats in [-1, 1] at the student's resolution
+  (refs: one per image, or one for all); domain: the target domain index.
+  Outputs float32 in [-1, 1] (clipped; StarGAN v2's G has no output tanh).
+  """
+
+  def __init__(self, bundle, batch_size: int = 16):
+    from fsig_jax.models.students import stargan_v2  # pylint: disable=g-import-not-at-top
+    self.bundle, self.config, self.batch_size = bundle, bundle.config, batch_size
+    self.params = {n: bundle.require(f'{n}_ema')['params'] for n in ('G', 'mapping', 'style')}
+    nets = stargan_v2.networks(self.config)
+    self._style = jax.jit(lambda p, x, y: nets['style'].apply({'params': p}, x, y))
+    self._map = jax.jit(lambda p, z, y: nets['mapping'].apply({'params': p}, z, y))
+    self._gen = jax.jit(lambda p, x, s: nets['G'].apply({'params': p}, x, s))
+
+  @property
+  def resolution(self) -> int:
+    return self.config.resolution
+
+  def _images(self, x, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+      x = x.astype(np.float32) / 127.5 - 1.0
+    x = np.asarray(x, np.float32)
+    r = self.resolution
+    if x.ndim != 4 or x.shape[1:] != (r, r, 3):
+      raise ValueError(f'{what}: this student takes (N, {r}, {r}, 3) images, got {x.shape}')
+    return x
+
+  def styles(self, n: int, domain: int, *, reference=None, seed=None) -> np.ndarray:
+    """(n, style_dim) style codes for `domain`, from references or a latent seed."""
+    if not 0 <= int(domain) < self.config.num_domains:
+      raise ValueError(f'domain {domain} is not in [0, {self.config.num_domains})')
+    y = np.full((n,), int(domain), np.int32)
+    if (reference is None) == (seed is None):
+      raise ValueError('pass exactly one of reference= (images) or seed= (latent-guided)')
+    if reference is not None:
+      ref = self._images(reference, 'reference')
+      if len(ref) == 1:
+        ref = np.repeat(ref, n, axis=0)
+      if len(ref) != n:
+        raise ValueError(f'{len(ref)} references for {n} images: pass one or one per image')
+      return np.concatenate([np.asarray(self._style(self.params['style'], ref[i:i + 64],
+                                                    y[i:i + 64])) for i in range(0, n, 64)])
+    z = jax.random.normal(jax.random.PRNGKey(int(seed)), (n, self.config.latent_dim))
+    return np.asarray(self._map(self.params['mapping'], z, y))
+
+  def __call__(self, images, domain: int, *, reference=None, seed=None) -> np.ndarray:
+    x = self._images(images, 'images')
+    if not len(x):
+      return x
+    s = self.styles(len(x), domain, reference=reference, seed=seed)
+    b = self.batch_size
+    out = np.concatenate([np.asarray(self._gen(self.params['G'], x[i:i + b], s[i:i + b]))
+                          for i in range(0, len(x), b)])
+    return np.clip(out, -1.0, 1.0)
