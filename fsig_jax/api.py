@@ -26,6 +26,7 @@ TRAINERS = {
     'gpd': 'fsig_jax.distill.gpd:train',  # GAN Prior Distillation translation student
     'kdit': 'fsig_jax.distill.kdit:train',  # KDIT stage 1: style-mixed triplet distillation
     'stargan_v2': 'fsig_jax.distill.stargan:train',  # StarGAN v2 (KDIT stage 2 / scratch)
+    'kdit_spade': 'fsig_jax.distill.kdit_spade:train',  # KDIT part 2: SPADE X-to-image
 }
 
 
@@ -76,7 +77,7 @@ def adapt(model: Union[ModelBundle, str], images, method: Union[str, Sequence[st
 
 def __getattr__(name):
   # The student callables, imported on first use (`import fsig_jax` stays light).
-  if name in ('Student', 'StarGANStudent'):
+  if name in ('Student', 'StarGANStudent', 'ConditionalStudent'):
     from fsig_jax.models.students import student  # pylint: disable=g-import-not-at-top
     return getattr(student, name)
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
@@ -86,7 +87,8 @@ def load_student(path: str, batch_size: int = 32):
   """A trained translation student in one line: `student = load_student('runs/gpd/model')`,
   then `sketches = student(photos)` (NHWC uint8 or [-1, 1] floats -> [-1, 1] floats);
   a KDIT / StarGAN v2 student also takes the target domain and a reference or a
-  seed: `student(photos, 1, reference=sketch)` or `student(photos, 1, seed=0)`.
+  seed: `student(photos, 1, reference=sketch)` or `student(photos, 1, seed=0)`; a
+  KDIT SPADE student takes conditions and a seed: `student(sketches, seed=0)`.
 
   `path` is the student's exported model directory or its training workdir.
   """
@@ -99,9 +101,11 @@ def load_student(path: str, batch_size: int = 32):
     raise CheckpointError(f'{path} does not exist: pass a student workdir (launch/main.py '
                           '--workdir) or its model/ directory')
   bundle = load_bundle(path)
-  if getattr(bundle.config, 'arch', '') == 'stargan_v2':
-    from fsig_jax.models.students.student import StarGANStudent  # pylint: disable=g-import-not-at-top
-    return StarGANStudent(bundle, batch_size=batch_size)
+  arch = getattr(bundle.config, 'arch', '')
+  if arch in ('stargan_v2', 'spade_student'):
+    from fsig_jax.models.students import student  # pylint: disable=g-import-not-at-top
+    cls = student.StarGANStudent if arch == 'stargan_v2' else student.ConditionalStudent
+    return cls(bundle, batch_size=batch_size)
   if 'student' not in bundle.nets:
     raise CheckpointError(f'{path} holds a {type(bundle.config).__name__} model, not a '
                           'translation student; load generators with load_pretrained()')

@@ -41,7 +41,16 @@ def main(argv):
     student = api.load_student(STUDENT.value, batch_size=BATCH.value)
     files = list_image_files(pathlib.Path(INPUT.value))
     images = load_image_files(files, student.resolution, where=INPUT.value)
-    if getattr(student.config, 'arch', '') == 'stargan_v2':
+    arch = getattr(student.config, 'arch', '')
+    if arch == 'spade_student':  # conditions in: sketch maps, or images embedded with VGG16
+      if DOMAIN.value is not None or REFERENCE.value:
+        fail('a KDIT SPADE student takes conditions and --seed only')
+      cond = images
+      if student.config.cond == 'vector':
+        from fsig_jax.metrics import features  # pylint: disable=g-import-not-at-top
+        cond = features.extract_features(features.vgg16_features(), images)
+      out = student(cond, seed=SEED.value or 0)
+    elif arch == 'stargan_v2':
       if DOMAIN.value is None or (REFERENCE.value is None) == (SEED.value is None):
         fail('a StarGAN v2 student needs --domain and one of --reference=IMAGE or --seed=N')
       ref = (None if REFERENCE.value is None else

@@ -102,3 +102,47 @@ class StarGANStudent:
     out = np.concatenate([np.asarray(self._gen(self.params['G'], x[i:i + b], s[i:i + b]))
                           for i in range(0, len(x), b)])
     return np.clip(out, -1.0, 1.0)
+
+
+class ConditionalStudent:
+  """A trained KDIT SPADE student (stage 2) as a callable: conditions in, images out.
+
+    student(sketches, seed=0)     # spatial: NHWC condition maps (uint8 or [-1, 1])
+    student(embeddings, seed=0)   # vector: (N, d) condition vectors
+
+  The student's own noise z_s comes from `seed`; outputs float32 in [-1, 1].
+  A vector student trained with a condition adapter (`cond_in`) applies it.
+  """
+
+  def __init__(self, bundle, batch_size: int = 16):
+    from fsig_jax.models.students import spade_generator  # pylint: disable=g-import-not-at-top
+    self.bundle, self.config, self.batch_size = bundle, bundle.config, batch_size
+    self.params = bundle.require('G')['params']
+    self.cond_in = bundle.nets.get('cond_in', {}).get('params')
+    g = spade_generator.SPADEStudent(self.config)
+    self._gen = jax.jit(lambda p, z, c: g.apply({'params': p}, z, c))
+
+  @property
+  def resolution(self) -> int:
+    return self.config.resolution
+
+  def __call__(self, conditions, seed: int = 0) -> np.ndarray:
+    c = np.asarray(conditions)
+    if self.config.cond == 'spatial':
+      if c.dtype == np.uint8:
+        c = c.astype(np.float32) / 127.5 - 1.0
+      if c.ndim != 4 or c.shape[-1] != self.config.cond_channels:
+        raise ValueError(f'this student takes (N, H, W, {self.config.cond_channels}) condition '
+                         f'maps, got {c.shape}')
+    else:
+      want = (self.cond_in['kernel'].shape[0] if self.cond_in is not None
+              else self.config.cond_channels)
+      if c.ndim != 2 or c.shape[1] != want:
+        raise ValueError(f'this student takes (N, {want}) condition vectors, got {c.shape}')
+      if self.cond_in is not None:
+        c = c @ np.asarray(self.cond_in['kernel']) + np.asarray(self.cond_in['bias'])
+    c = np.asarray(c, np.float32)
+    z = np.asarray(jax.random.normal(jax.random.PRNGKey(int(seed)), (len(c), self.config.z_dim)))
+    b = self.batch_size
+    return np.concatenate([np.asarray(self._gen(self.params, z[i:i + b], c[i:i + b]))
+                           for i in range(0, len(c), b)]) if len(c) else c
