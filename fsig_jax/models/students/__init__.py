@@ -9,7 +9,11 @@ no other state).
 so its bundles load, but it is four networks (G, mapping, style encoder, D)
 taking styles and domain labels, not a single-module translator: `network`,
 `init_student` and `apply_student` refuse it; use `stargan_v2.networks` and
-`stargan_v2.init_stargan`. `TRANSLATORS` lists the archs they accept.
+`stargan_v2.init_stargan`. Likewise KDIT part 2's conditional SPADE student
+(`spade_generator.SPADEStudentConfig`, arch 'spade_student'): a generator
+G(z, c, f) from noise, condition and teacher feature plus a conditional
+discriminator; use `spade_generator.SPADEStudent`, `CondDiscriminator` and
+`init_spade_student`. `TRANSLATORS` lists the archs they accept.
 """
 from typing import Optional
 
@@ -19,11 +23,12 @@ import jax.numpy as jnp
 
 from fsig_jax.models.students.config import Pix2PixConfig, UNetMSPADEConfig
 from fsig_jax.models.students.pix2pix import Pix2PixUNet
+from fsig_jax.models.students.spade_generator import SPADEStudentConfig
 from fsig_jax.models.students.stargan_v2 import StarGANv2Config
 from fsig_jax.models.students.unet_mspade import UNetMSPADE
 
 CONFIGS = {'unet_mspade': UNetMSPADEConfig, 'pix2pix': Pix2PixConfig,
-           'stargan_v2': StarGANv2Config}
+           'stargan_v2': StarGANv2Config, 'spade_student': SPADEStudentConfig}
 _NETWORKS = {'unet_mspade': UNetMSPADE, 'pix2pix': Pix2PixUNet}
 TRANSLATORS = tuple(sorted(_NETWORKS))
 
@@ -35,6 +40,11 @@ def network(cfg) -> nn.Module:
     raise ValueError('StarGAN v2 is four networks (G, mapping, style encoder, D), not a '
                      'single-module translator: use fsig_jax.models.students.stargan_v2.'
                      'networks / init_stargan')
+  if isinstance(cfg, SPADEStudentConfig):
+    raise ValueError('the SPADE student (spade_student) is a generator G(z, c, f) from noise, '
+                     'condition and teacher feature plus a conditional D, not a single-module '
+                     'image translator: use fsig_jax.models.students.spade_generator.'
+                     'SPADEStudent / CondDiscriminator / init_spade_student')
   if arch not in _NETWORKS or not isinstance(cfg, CONFIGS[arch]):
     raise ValueError(f'not a student config: {cfg!r}; known archs: {list(TRANSLATORS)}')
   return _NETWORKS[arch](cfg)
