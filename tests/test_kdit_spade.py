@@ -53,6 +53,15 @@ def test_losses_by_hand():
   assert float(jnp.abs((a - 0.5 * g) - b).mean()) > 2.0
 
 
+def test_spatial_distillation_conditions_are_one_in_g_and_zero_in_d():
+  c = cfg('distill,spatial')
+  scfg = kdit_spade.student_config(c, RES, 3, 8)
+  c_g, c_d = kdit_spade.dagger_conditions(scfg, 2)
+  assert c_g.shape == c_d.shape == (2, RES, RES, 3)
+  assert float(c_g.min()) == float(c_g.max()) == 1.0
+  assert float(jnp.abs(c_d).max()) == 0.0
+
+
 def test_semantic_encoder_is_the_teacher_d_without_its_last_layer():
   t = tiny_teacher()
   c = cfg('distill,vector')
@@ -77,6 +86,7 @@ def test_stage1_one_step_from_config(cond):
   assert ('S_E' in state['nets']) == (cond == 'vector')
 
 
+@pytest.mark.slow
 def test_stage1_kill_and_resume_bit_identical(tmp_path):
   t = tiny_teacher()
   _, a = kdit_spade.train(cfg('distill,vector', steps=3), str(tmp_path / 'a'), teacher=t)
@@ -95,6 +105,7 @@ def _pairs(n=4, cond_dim=None):
   return cond, img
 
 
+@pytest.mark.slow
 def test_stage2_from_stage1_and_from_scratch(tmp_path):
   t = tiny_teacher()
   s1 = tmp_path / 's1'

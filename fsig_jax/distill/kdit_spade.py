@@ -175,6 +175,12 @@ def stage1_init(config, scfg, teacher: ModelBundle, key) -> dict:
           'opt': opts['g'].init(trainable), 'opt_D': opts['d'].init(nets['D'])}
 
 
+def dagger_conditions(scfg, n: int):
+  """(c in G, c in D) of the spatial distillation (the paper's dagger row): the
+  conditional branch is not distilled, c = 1 in G and 0 in D."""
+  return _const_cond(scfg, n, 1.0), _const_cond(scfg, n, 0.0)
+
+
 def _const_cond(scfg, n: int, value: float):
   if scfg.cond == 'vector':
     return jnp.full((n, scfg.cond_channels), value)
@@ -203,8 +209,8 @@ def make_stage1_step(config, scfg, tcfg):
       targets.append((t['y'], kdit.teacher_g_levels(t['y_feats'])))
 
     def conds(q, for_d: bool):
-      if not vector:  # dagger: c = 1 in G, 0 in D
-        return [_const_cond(scfg, n, 0.0 if for_d else 1.0)] * len(targets)
+      if not vector:
+        return [dagger_conditions(scfg, n)[1 if for_d else 0]] * len(targets)
       return [semantic_encoder(tm, q['S_E'], img) for img, _ in targets]
 
     p = state['nets']
