@@ -92,15 +92,10 @@ def load_student(path: str, batch_size: int = 32):
 
   `path` is the student's exported model directory or its training workdir.
   """
-  import os  # pylint: disable=g-import-not-at-top
+  from fsig_jax.convert.load import load_model_dir  # pylint: disable=g-import-not-at-top
   from fsig_jax.models.students.student import Student  # pylint: disable=g-import-not-at-top
-  path = os.fspath(path)
-  if os.path.isdir(os.path.join(path, 'model')):
-    path = os.path.join(path, 'model')
-  if not os.path.exists(path):
-    raise CheckpointError(f'{path} does not exist: pass a student workdir (launch/main.py '
+  bundle = load_model_dir(path, setting='student', what='a student workdir (launch/main.py '
                           '--workdir) or its model/ directory')
-  bundle = load_bundle(path)
   arch = getattr(bundle.config, 'arch', '')
   if arch in ('stargan_v2', 'spade_student'):
     from fsig_jax.models.students import student  # pylint: disable=g-import-not-at-top

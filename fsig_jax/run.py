@@ -61,6 +61,20 @@ RESUMABLE_CHANGES = ('steps', 'log_every', 'checkpoint_every', 'sample_every',
 ARCHITECTURE_FILE = 'model_config.json'
 
 
+def run_fields(c, steps: int, *, log_every: int = 100, checkpoint_every: int = 1000,
+               sample_every: int = 1000, num_samples: int = 8):
+  """Adds the fields a Run reads (steps, seed, log/checkpoint/sample cadence,
+  keep_checkpoints, num_samples) to a trainer's default ConfigDict `c`."""
+  c.steps = steps
+  c.seed = 0
+  c.log_every = log_every
+  c.checkpoint_every = checkpoint_every
+  c.keep_checkpoints = 3
+  c.sample_every = sample_every
+  c.num_samples = num_samples
+  return c
+
+
 def host(tree):
   """Replicated (possibly multi-process) arrays -> numpy on this host."""
   def get(x):

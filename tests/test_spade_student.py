@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from fsig_jax.models import students
-from fsig_jax.models.students import spade_generator as sg
 from fsig_jax.models.students.spade_generator import (CondDiscriminator, SPADEStudent,
                                                       SPADEStudentConfig, init_spade_student)
 

@@ -187,3 +187,19 @@ def load_model(spec: str, *, setting: str, seed: int = 0, require_discriminator:
   if not os.path.exists(spec):
     raise ConfigError(f'{setting} {spec!r} does not exist: pass {what}')
   return load_pretrained(spec, require_discriminator=require_discriminator)
+
+
+def load_model_dir(path: str, *, arch: Optional[str] = None, setting: str = 'the path',
+                   what: str = 'a training workdir or its model/ directory') -> ModelBundle:
+  """The exported model of a workdir (WORKDIR/model) or a model directory; with
+  `arch`, a CheckpointError unless it holds that architecture (a student's)."""
+  path = os.fspath(path)
+  model = os.path.join(path, 'model') if os.path.isdir(os.path.join(path, 'model')) else path
+  if not os.path.isdir(model):
+    raise CheckpointError(f'{setting} {path!r} does not exist: pass {what}')
+  bundle = load_bundle(model)
+  found = getattr(bundle.config, 'arch', 'stylegan2')
+  if arch is not None and found != arch:
+    raise CheckpointError(f'{setting} {path!r} holds a {found} model, not a {arch} one: '
+                          f'pass {what}')
+  return bundle

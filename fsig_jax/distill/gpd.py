@@ -77,7 +77,7 @@ from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.functional import Models
 from fsig_jax.models.students.student import Student
 from fsig_jax.nn.patchgan import PatchGAN, n_layers_for
-from fsig_jax.run import Run, host
+from fsig_jax.run import Run, host, run_fields
 
 log = logging.getLogger('fsig_jax')
 
@@ -134,13 +134,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.hparams.lr = 2e-4             # pix2pix --lr
   c.hparams.beta1 = 0.5           # pix2pix --beta1
   c.hparams.beta2 = 0.999
-  c.steps = 30000                 # "about 30k iterations" (paper)
-  c.seed = 0
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.keep_checkpoints = 3
-  c.sample_every = 1000
-  c.num_samples = 8               # test photos in the sample grid
+  run_fields(c, steps=30000)  # "about 30k iterations" (paper)
   c.eval = ml_collections.ConfigDict()
   c.eval.test_pairs = -1          # scored at the end on the test split: -1 all, 0 off, N first N
   c.eval.metrics = 'lpips_alex,lpips_vgg,ssim,fid_vgg,kid_vgg'

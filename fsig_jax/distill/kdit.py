@@ -73,7 +73,7 @@ from fsig_jax.distill import stargan as sg
 from fsig_jax.errors import ConfigError
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.functional import Models
-from fsig_jax.run import Run, host
+from fsig_jax.run import Run, host, run_fields
 from fsig_jax.utils.trees import ema
 
 log = logging.getLogger('fsig_jax')
@@ -101,13 +101,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.hparams = sg.optimizer_defaults()
   c.hparams.batch_size = 2        # paper
   c.hparams.f_lr = 1e-4           # the mapping network's lr (module docstring)
-  c.steps = 20000                 # paper
-  c.seed = 0
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.keep_checkpoints = 3
-  c.sample_every = 1000
-  c.num_samples = 8
+  run_fields(c, steps=20000)  # paper
   return c
 
 

@@ -43,7 +43,6 @@ State: step, key, params and Adam states of G (and S_E, projections in stage
 1; cond_in in stage 2) and D. The teacher is a frozen input of the step.
 """
 import logging
-import os
 from typing import Optional
 
 import jax
@@ -52,7 +51,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from fsig_jax.convert.load import load_model
+from fsig_jax.convert.load import load_model, load_model_dir
 from fsig_jax.data.pairs import load_pairs
 from fsig_jax.distill import kdit
 from fsig_jax.errors import ConfigError, DataError
@@ -60,7 +59,7 @@ from fsig_jax.losses import perceptual
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.functional import Models
 from fsig_jax.models.students import spade_generator as sgen
-from fsig_jax.run import Run, host
+from fsig_jax.run import Run, host, run_fields
 
 log = logging.getLogger('fsig_jax')
 
@@ -101,13 +100,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.hparams.beta1 = 0.0           # SPADE with TTUR: betas (0, 0.9)
   c.hparams.beta2 = 0.9
   c.hparams.ttur = True
-  c.steps = 20000
-  c.seed = 0
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.keep_checkpoints = 3
-  c.sample_every = 1000
-  c.num_samples = 8
+  run_fields(c, steps=20000)
   return c
 
 
@@ -362,18 +355,6 @@ def _bundle(scfg, state, source: str) -> ModelBundle:
   return ModelBundle(config=scfg, nets=nets, source=source)
 
 
-def _load_init(path: str) -> ModelBundle:
-  from fsig_jax.convert.load import load_bundle  # pylint: disable=g-import-not-at-top
-  model = os.path.join(path, 'model') if os.path.isdir(os.path.join(path, 'model')) else path
-  if not os.path.isdir(model):
-    raise ConfigError(f'init {path!r} does not exist: pass a stage-1 workdir (or its model/), '
-                      "or '' to train stage 2 from scratch")
-  bundle = load_bundle(model)
-  if getattr(bundle.config, 'arch', '') != 'spade_student':
-    raise ConfigError(f'init {path!r} holds no SPADE student')
-  return bundle
-
-
 def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundle] = None,
           data=None, init: Optional[ModelBundle] = None):
   """Runs (or resumes) stage `config.stage`; returns (state, student bundle).
@@ -405,7 +386,8 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
       raise ConfigError('the distilled stage 2 starts from the stage-1 student: pass '
                         '--config.init=STAGE1_WORKDIR (configs/kdit_spade.py:distill,COND)')
     if init is None and config.init:
-      init = _load_init(config.init)
+      init = load_model_dir(config.init, arch='spade_student', setting='init',
+                            what='a stage-1 workdir (or its model/)')
     res = init.config.resolution if init is not None else 64
     cond, img = data if data is not None else stage2_data(config, res)
     res = img.shape[1]

@@ -32,7 +32,6 @@ defaults, the networks, the optimisers, the adversarial terms, the export
 and translation.
 """
 import logging
-import os
 from typing import Optional, Sequence
 
 import jax
@@ -41,12 +40,13 @@ import ml_collections
 import numpy as np
 import optax
 
+from fsig_jax.convert.load import load_model_dir
 from fsig_jax.data.images import load_images
 from fsig_jax.data import targets
-from fsig_jax.errors import CheckpointError, ConfigError, DataError
+from fsig_jax.errors import ConfigError, DataError
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.students import stargan_v2 as nets_lib
-from fsig_jax.run import Run, host
+from fsig_jax.run import Run, host, run_fields
 from fsig_jax.utils.trees import ema
 
 log = logging.getLogger('fsig_jax')
@@ -166,13 +166,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.loss.lambda_ds = 1.0
   c.loss.ds_iter = 100000
   c.hparams = optimizer_defaults()
-  c.steps = 100000                # --total_iters
-  c.seed = 0
-  c.log_every = 100
-  c.checkpoint_every = 1000
-  c.keep_checkpoints = 3
-  c.sample_every = 1000
-  c.num_samples = 8
+  run_fields(c, steps=100000)  # --total_iters
   return c
 
 
@@ -193,16 +187,8 @@ def load_domains(config, resolution: int):
 
 
 def load_init(path: str) -> ModelBundle:
-  from fsig_jax.convert.load import load_bundle  # pylint: disable=g-import-not-at-top
-  model = os.path.join(path, 'model') if os.path.isdir(os.path.join(path, 'model')) else path
-  if not os.path.isdir(model):
-    raise ConfigError(f'init {path!r} does not exist: pass a KDIT stage-1 workdir (or its '
-                      "model/), or '' to train from scratch")
-  bundle = load_bundle(model)
-  if getattr(bundle.config, 'arch', '') != 'stargan_v2':
-    raise CheckpointError(f'{model} holds no StarGAN v2 student (arch '
-                          f'{getattr(bundle.config, "arch", "?")!r})')
-  return bundle
+  return load_model_dir(path, arch='stargan_v2', setting='init',
+                        what='a KDIT stage-1 workdir (or its model/)')
 
 
 def stage2_init(bundle: ModelBundle) -> dict:
