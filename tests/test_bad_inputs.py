@@ -135,7 +135,15 @@ CLI = [
     (['--config=configs/paper_ffhq256.py:cdc,babies'],
      "config.model.checkpoint 'checkpoints/ffhq256.pt' does not exist"),
     (['--config=configs/offline.py:tgan,babies', '--config.trainer=distill'],
-     "config.trainer 'distill' names no trainer; set it to one of ['adapt', 'progressive']"),
+     "config.trainer 'distill' names no trainer; set it to one of ['adapt', 'gpd', 'kdit', "
+     "'kdit_spade', 'progressive', 'stargan_v2']"),
+    # The student trainers: the setting and the fix, before anything is trained.
+    (['--config=configs/gpd_anime_sketch.py:gpd', '--config.teacher.source=/nowhere/g.pt'],
+     "teacher.source '/nowhere/g.pt' does not exist"),
+    (['--config=configs/kdit_anime.py:stage2'], 'pass --config.init=STAGE1_WORKDIR'),
+    (['--config=configs/kdit_spade.py:distill,audio'], "bad argument 'distill,audio'"),
+    (['--config=configs/kdit_anime.py:distill', '--config.teacher.checkpoint=random:7'],
+     'teacher.checkpoint: bad model spec'),
 ]
 
 
