@@ -256,3 +256,58 @@ def test_rick_runs_on_progan():
       'G.b16.conv0.conv', 'G.b16.conv1.conv', 'G.b8.conv0.conv', 'G.b8.conv1.conv']
   mask = ms['prune']['D']['b16']['conv0']['kernel'].astype(bool)
   assert mask.any() and np.all(s['D']['net']['b16']['conv0']['kernel'][..., mask] == 0)
+
+
+def test_late_start_adam_is_optax_adam_while_a_leaf_trains():
+  import optax  # pylint: disable=g-import-not-at-top
+  from fsig_jax.engine.state import late_start  # pylint: disable=g-import-not-at-top
+  ours = optax.chain(late_start(optax.scale_by_adam(b1=0.0, b2=0.99, eps=1e-8)),
+                     optax.scale_by_learning_rate(0.002))
+  ref = optax.adam(0.002, b1=0.0, b2=0.99, eps=1e-8)
+  params = {'a': jnp.ones((3, 2)), 'b': jnp.zeros((4,))}
+  so, sr = ours.init(params), ref.init(params)
+  for i in range(5):
+    g = jax.tree.map(lambda p: jax.random.normal(jax.random.PRNGKey(i), p.shape), params)
+    uo, so = ours.update(g, so, params)
+    ur, sr = ref.update(g, sr, params)
+    for k in params:  # the same arithmetic, leaf by leaf (XLA may round one ulp apart)
+      np.testing.assert_allclose(uo[k], ur[k], rtol=1e-6, err_msg=k)
+
+
+def test_a_parameter_held_out_starts_its_adam_at_step_one():
+  """RICK's warm-up: a parameter with no gradient for 250 steps then trains. Its
+  first update must be torch Adam's first step (beta1 = 0: magnitude lr), not
+  ~10x lr as with one shared step count (the bug this fixes)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from fsig_jax.engine.state import late_start  # pylint: disable=g-import-not-at-top
+  lr = 0.002
+  make = lambda late: (optax.chain(late_start(optax.scale_by_adam(b1=0.0, b2=0.99, eps=1e-8)),  # noqa: E731
+                                   optax.scale_by_learning_rate(lr)) if late else
+                       optax.adam(lr, b1=0.0, b2=0.99, eps=1e-8))
+  params = {'held': jnp.ones((5,)), 'live': jnp.ones((5,))}
+  g = {'held': jnp.full((5,), 0.3), 'live': jnp.full((5,), -0.1)}
+  first = {}
+  for late in (False, True):
+    opt = make(late)
+    state = opt.init(params)
+    for _ in range(250):  # warm-up: 'held' gets no gradient (RICK masks it to zero)
+      _, state = opt.update({'held': jnp.zeros(5), 'live': g['live']}, state, params)
+    u, _ = opt.update(g, state, params)
+    first[late] = np.asarray(u['held'])
+  np.testing.assert_allclose(np.abs(first[True]), lr, rtol=1e-5)  # torch: lr * g / |g|
+  assert np.abs(first[False]).min() > 9 * lr  # the shared count's overshoot
+
+
+def test_rick_starts_g_adam_after_the_warm_up(run):
+  """RICK's G convs get no gradient in warm-up (steps 0, 1), so their Adam step
+  count is 0 until step 2, whose main and lazy path-length updates make it 2;
+  a shared count would be 5 by then (3 warm-up updates included)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  counts = [leaves_with_paths(jax.tree.map(
+      lambda a: a.count, st['opt_G'][0],
+      is_leaf=lambda x: isinstance(x, optax.ScaleByAdamState))) for st in run[:4]]
+  convs = [k for k in counts[0] if 'synthesis' in k and 'conv' in k and 'kernel' in k
+           and "['b4']" not in k]
+  assert convs
+  for k in convs:
+    assert [int(c[k]) for c in counts] == [0, 0, 0, 2], k

@@ -98,7 +98,7 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   run = Run(config, workdir, defaults=run_config.default_config(), architecture=bundle.config)
   evaluator = evaluator if run.lead else None
 
-  optimizers = make_optimizers(hp, bundle.config)
+  optimizers = make_optimizers(hp, bundle.config, method.late_start)
   state = init_state(bundle, hp, method, jax.random.PRNGKey(config.seed), images=images,
                      optimizers=optimizers, run_phase=phases.runner(run, mesh))
   state = run.restore(parallel.replicate(state, mesh))

@@ -34,7 +34,7 @@ def run_phase(bundle, hp, images, name: str, method, *, key: jax.Array, steps: i
     if result is not None:
       return result
   images = np.asarray(images, np.float32)
-  optimizers = make_optimizers(hp, bundle.config)
+  optimizers = make_optimizers(hp, bundle.config, method.late_start)
   state = init_state(bundle, hp, method, key, images=images, optimizers=optimizers)
   if mesh is not None:
     state = parallel.replicate(state, mesh)

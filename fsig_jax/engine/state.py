@@ -28,16 +28,51 @@ from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.functional import Models
 
 
-def make_optimizers(hp, cfg=None) -> Tuple[optax.GradientTransformation,
-                                          optax.GradientTransformation]:
+def late_start(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+  """`inner` (e.g. optax.scale_by_adam) applied to every parameter leaf on its own,
+  skipping the leaves whose gradient is exactly zero everywhere: their update is
+  0 and their state (Adam's step count and moments) stays as it was.
+
+  This is torch's Adam for parameters that get no gradient for a while (RICK's
+  warm-up, where whole G convs and D blocks are held out): each one starts its
+  step count when it first trains, so its first update has magnitude lr. With
+  optax's one shared count such a parameter would start at step ~250 with
+  second moments still 0, and its first updates would be ~10x lr. A leaf that
+  always gets a gradient gets what `inner` computes (to float32 rounding; tested).
+  """
+  def init(params):
+    return jax.tree.map(inner.init, params)
+
+  def update(updates, state, params=None):
+    del params
+    flat_u, treedef = jax.tree.flatten(updates)
+    flat_s = treedef.flatten_up_to(state)
+    out_u, out_s = [], []
+    for g, s in zip(flat_u, flat_s):
+      new_u, new_s = inner.update(g, s)
+      active = jnp.any(g != 0)
+      out_u.append(jnp.where(active, new_u, jnp.zeros_like(new_u)))
+      out_s.append(jax.tree.map(lambda a, b: jnp.where(active, a, b), new_s, s))
+    return treedef.unflatten(out_u), treedef.unflatten(out_s)
+
+  return optax.GradientTransformation(init, update)
+
+
+def make_optimizers(hp, cfg=None, late_start_params: bool = False
+                    ) -> Tuple[optax.GradientTransformation, optax.GradientTransformation]:
   """(opt_G, opt_D): Adam with the lazy-regularisation correction of StyleGAN2 App. B.
 
   rosinality train.py: lr * c and betas ** c with c = every / (every + 1). A
   trainer builds them once and hands the pair to `init_state` and
-  `make_train_step`.
+  `make_train_step`. `late_start_params` (a method's `late_start`): one Adam
+  step count per parameter, started at its first gradient (`late_start`).
   """
   def adam(every):
     c = lazy_ratio(every)
+    if late_start_params:
+      return optax.chain(late_start(optax.scale_by_adam(b1=hp.beta1 ** c, b2=hp.beta2 ** c,
+                                                        eps=1e-8)),
+                         optax.scale_by_learning_rate(hp.lr * c))
     return optax.adam(hp.lr * c, b1=hp.beta1 ** c, b2=hp.beta2 ** c, eps=1e-8)
   g_every = hp.g_reg_every if hp.pl_weight > 0 and (cfg is None or Models(cfg).has_styles) else 0
   d_every = hp.d_reg_every if hp.r1_gamma > 0 else 0
@@ -78,7 +113,7 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
   mstate = as_jnp(minit.state)
   g_side = method.param_transform('G', as_jnp({'net': g['params'], **minit.g_extra}), mstate)
   d_side = method.param_transform('D', as_jnp({'net': d_vars['params'], **minit.d_extra}), mstate)
-  opt_g, opt_d = optimizers or make_optimizers(hp, bundle.config)
+  opt_g, opt_d = optimizers or make_optimizers(hp, bundle.config, method.late_start)
   return {
       'step': jnp.zeros((), jnp.int32),
       'key': key,

@@ -59,7 +59,7 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
   if hp.loss not in ('logistic', 'wgan_gp'):
     raise ValueError(f"hparams.loss must be 'logistic' or 'wgan_gp', got {hp.loss!r}")
   wgan = hp.loss == 'wgan_gp'
-  opt_g, opt_d = optimizers or make_optimizers(hp, cfg)
+  opt_g, opt_d = optimizers or make_optimizers(hp, cfg, method.late_start)
   disc_owner, disc_hook = method.hook('disc')
   z_owner, z_hook = method.hook('sample_z')
   batch = hp.batch_size

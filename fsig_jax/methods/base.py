@@ -88,6 +88,11 @@ class Method:
   # The architectures (`Models.architecture`) whose layers and features the
   # method's functions know; the engine refuses the others with a clear error.
   architectures: Tuple[str, ...] = ('stylegan2', 'progan')
+  # True when the method holds whole parameters out of training for a while
+  # (RICK's warm-up): each parameter then keeps its own Adam step count, which
+  # starts when it first gets a gradient, as torch's Adam does
+  # (engine.state.make_optimizers).
+  late_start: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +119,10 @@ class Composite:
         raise ValueError(f'data streams {sorted(clash)} are declared twice')
       out.update(m.data)
     return out
+
+  @property
+  def late_start(self) -> bool:
+    return any(m.late_start for m in self.methods)
 
   @property
   def name(self) -> str:

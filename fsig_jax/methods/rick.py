@@ -39,14 +39,19 @@ train_dynamic_update_prune.py, "estimate fisher" / "Screen high FIM Filters" /
   warmup_iter steps only the D epilogue trains and G not at all; importance is
   estimated at warmup_iter and every fisher_freq steps after.
 
-Deviations, each to make the paper's statement exact: the official loop
-zeroes the gradients of frozen / pruned filters before Adam's step, so Adam
-momentum from before a filter was frozen still moves it slightly, and pruned
-weights are re-zeroed only before the next step. Here the masks are applied to
-the gradients and to Adam's updates, and pruned weights are zeroed as soon as
-a decision is made, so a frozen filter never changes and a pruned filter is
-exactly zero at every step. During warm-up our G Adam state still counts steps
-(its updates are masked to zero); the official G optimiser does not step.
+The official loop zeroes the gradients of frozen / pruned filters before
+Adam's step; with its beta1 = 0 Adam keeps no momentum, so a zero gradient
+moves nothing and frozen filters stay put there too. Pruned weights are
+re-zeroed there only before the next step; here they are zeroed as soon as a
+decision is made, so a pruned filter is exactly zero at every step (a
+deviation that makes the paper's statement exact).
+
+Adam after the warm-up (`late_start`): in the official code the G convs and D
+ResBlocks get no gradient during warm-up, so torch's Adam starts each of them
+at its own step 1 when it first trains. The engine does the same for RICK
+(engine.state.late_start: one Adam step count per parameter, started at its
+first non-zero gradient); with one shared count their first updates after a
+250-step warm-up would be about 10x the learning rate.
 """
 import os
 from typing import Dict, List, Tuple
@@ -299,7 +304,7 @@ def rick(fisher_quantile: float = 75.0, prune_quantile: float = 0.1, warmup_iter
     return {**params, 'net': masks.apply_mask(params['net'], keep)}
 
   return Method(name='rick', init=init, update=update, grad_transform=grad_transform,
-                param_transform=param_transform, report=report)
+                param_transform=param_transform, report=report, late_start=True)
 
 
 def report(ms, outdir: str) -> List[str]:
