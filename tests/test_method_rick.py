@@ -141,11 +141,15 @@ def test_pruned_filters_stay_exactly_zero(run):
 
 def test_frozen_filters_and_untrained_layers_never_change(run):
   # Steps 2 and 3 run under the masks of the estimate before step 2.
+  # The estimate for step 4 runs at the end of step 3 and prunes at once, so a
+  # filter it prunes (pruned sets are united) is zeroed in run[4]: not compared.
   before, after = run[2], run[4]
   freeze = before['method']['rick']['freeze']
+  later = after['method']['rick']['prune']
   n_frozen = 0
   for b, c in g_layers(before['G']['net']):
-    m = _leaf(freeze['G'], 'synthesis', b, c, 'kernel').astype(bool)
+    m = (_leaf(freeze['G'], 'synthesis', b, c, 'kernel').astype(bool) &
+         ~_leaf(later['G'], 'synthesis', b, c, 'kernel').astype(bool))
     n_frozen += m.sum()
     k0 = _leaf(before['G']['net'], 'synthesis', b, c, 'kernel')[..., m]
     k1 = _leaf(after['G']['net'], 'synthesis', b, c, 'kernel')[..., m]
@@ -154,7 +158,8 @@ def test_frozen_filters_and_untrained_layers_never_change(run):
     np.testing.assert_array_equal(_leaf(before['G']['net'], 'synthesis', b, c, 'affine', 'bias')[fm],
                                   _leaf(after['G']['net'], 'synthesis', b, c, 'affine', 'bias')[fm])
   for b, c in d_layers(before['D']['net']):
-    m = _leaf(freeze['D'], b, c, 'kernel').astype(bool)
+    m = (_leaf(freeze['D'], b, c, 'kernel').astype(bool) &
+         ~_leaf(later['D'], b, c, 'kernel').astype(bool))
     n_frozen += m.sum()
     np.testing.assert_array_equal(_leaf(before['D']['net'], b, c, 'kernel')[..., m],
                                   _leaf(after['D']['net'], b, c, 'kernel')[..., m])
@@ -311,3 +316,13 @@ def test_rick_starts_g_adam_after_the_warm_up(run):
   assert convs
   for k in convs:
     assert [int(c[k]) for c in counts] == [0, 0, 0, 2], k
+
+
+def test_fisher_uses_num_fisher_img_latents_by_default():
+  """The official `_noise/000j.pt` files hold one latent each, so an estimate
+  sees num_fisher_img images, not num_fisher_img x batch."""
+  hp = tiny_hparams(batch_size=2)
+  for kw, want in (({}, 3), ({'fisher_batch': 0}, 6), ({'fisher_batch': 4}, 12)):
+    method = get_method('rick', rick=dict(num_fisher_img=3, warmup_iter=5, **kw))
+    state = init_state(tiny_bundle(), hp, method, jax.random.PRNGKey(0), images=tiny_images(8))
+    assert state['method']['rick']['zs'].shape[0] == want, kw

@@ -12,8 +12,12 @@ Every detail below follows the official code (yunqing-me/RICK,
 train_dynamic_update_prune.py, "estimate fisher" / "Screen high FIM Filters" /
 "dynamic filter-adaptation" blocks):
 
-* Fisher: per image (batch 1), squared gradients averaged over
-  num_fisher_img * batch images. G: `g_nonsaturating_loss(d_ema(g_ema(z)))`
+* Fisher: per image (batch 1), squared gradients summed over num_fisher_img
+  latents, one per `_noise/000j.pt` file (each holds a single (1, 512)
+  latent: read with fsig_jax.convert.torch_file), with the first real image
+  of each of num_fisher_img target batches; the official division by
+  num_fisher_img * batch only scales the Fisher, which the percentile
+  thresholds ignore (we average over the images). G: `g_nonsaturating_loss(d_ema(g_ema(z)))`
   w.r.t. the EMA generator; D: `d_logistic_loss(d_ema(x), d_ema(g_ema(z)))`
   for one real image x and the same fake, w.r.t. the EMA discriminator (an
   EMA of D kept with the generator's EMA rate; method state here). The
@@ -166,7 +170,7 @@ def trainable(side: str, names: Tuple[str, ...], warm: bool) -> bool:
 
 
 def rick(fisher_quantile: float = 75.0, prune_quantile: float = 0.1, warmup_iter: int = 250,
-         fisher_freq: int = 50, num_fisher_img: int = 5, fisher_batch: int = 0,
+         fisher_freq: int = 50, num_fisher_img: int = 5, fisher_batch: int = 1,
          chunk: int = 2, max_estimates: int = 256, max_images: int = 1000) -> Method:
   """RICK as a plug-in: masks over G and D from periodic Fisher estimates.
 
@@ -178,9 +182,10 @@ def rick(fisher_quantile: float = 75.0, prune_quantile: float = 0.1, warmup_iter
       official default 0.1; README: AFHQ-Cat 0.075, Babies 0.1).
     warmup_iter: steps in which only D's epilogue trains (README: 250).
     fisher_freq: steps between importance estimates (README: 50).
-    num_fisher_img: batches of images per estimate (official default 5).
-    fisher_batch: images per such batch; 0 = the run's batch size (the
-      official code uses its --batch, README: 2).
+    num_fisher_img: `_noise` latent files per estimate (official default 5).
+    fisher_batch: latents (and real images) per file: 1, as the official
+      files (train_dynamic_update_prune.py loops over the file's rows, one);
+      0 = the run's batch size (num_fisher_img x batch images).
     chunk: per-image gradients computed together (speed / memory only).
     max_estimates: estimates recorded for the pruned/frozen-per-layer plot.
     max_images: target images kept in the method state for the D Fisher
