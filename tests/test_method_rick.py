@@ -326,3 +326,11 @@ def test_fisher_uses_num_fisher_img_latents_by_default():
     method = get_method('rick', rick=dict(num_fisher_img=3, warmup_iter=5, **kw))
     state = init_state(tiny_bundle(), hp, method, jax.random.PRNGKey(0), images=tiny_images(8))
     assert state['method']['rick']['zs'].shape[0] == want, kw
+
+
+def test_no_path_length_regularisation_in_the_warm_up(run):
+  """Official: `if g_regularize and i >= args.warmup_iter`. Step 0 (a lazy
+  regularisation step, g_reg_every 2) is warm-up: pl_mean stays 0; step 2,
+  the first after the warm-up, starts it."""
+  pl = [float(s['pl_mean']) for s in run[:4]]
+  assert pl[:3] == [0.0, 0.0, 0.0] and pl[3] > 0

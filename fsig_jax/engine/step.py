@@ -213,7 +213,7 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
         return (g_side, opt_state, new_mean), pen
 
       (g_side, opt_g_state, pl_mean), pl = jax.lax.cond(
-          step % hp.g_reg_every == 0, pl_update,
+          (step % hp.g_reg_every == 0) & method.g_reg_active(mst), pl_update,
           lambda c: (c, jnp.zeros(())), (g_side, opt_g_state, pl_mean))
 
     # --- EMA of G (rosinality `accumulate`) and w_avg tracking (ada-pytorch).

@@ -44,6 +44,8 @@ Methods compose with `compose`; term names must not collide.
 import dataclasses
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import jax.numpy as jnp
+
 Terms = Dict[str, Any]
 
 
@@ -93,6 +95,9 @@ class Method:
   # starts when it first gets a gradient, as torch's Adam does
   # (engine.state.make_optimizers).
   late_start: bool = False
+  # ms -> bool scalar: whether G's lazy path-length regularisation runs this
+  # step (None: always). RICK skips it during its warm-up, as the official loop.
+  g_reg_active: Optional[Callable] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +178,14 @@ class Composite:
 
   def update(self, uctx, mstates):
     return {m.name: m.update(uctx, mstates[m.name]) for m in self.methods}
+
+  def g_reg_active(self, mstates):
+    """True unless a part turns G's lazy path-length regularisation off this step."""
+    active = jnp.asarray(True)
+    for m in self.methods:
+      if m.g_reg_active is not None:
+        active = active & m.g_reg_active(mstates[m.name])
+    return active
 
   def effective_params(self, side: str, params, mstates):
     """The `side` network as the forward passes see it: every method's

@@ -55,7 +55,10 @@ ResBlocks get no gradient during warm-up, so torch's Adam starts each of them
 at its own step 1 when it first trains. The engine does the same for RICK
 (engine.state.late_start: one Adam step count per parameter, started at its
 first non-zero gradient); with one shared count their first updates after a
-250-step warm-up would be about 10x the learning rate.
+250-step warm-up would be about 10x the learning rate. The official loop also
+skips G's path-length regularisation during the warm-up
+(`if g_regularize and i >= args.warmup_iter`), so its running mean starts
+after it: here too (`g_reg_active`).
 """
 import os
 from typing import Dict, List, Tuple
@@ -309,7 +312,8 @@ def rick(fisher_quantile: float = 75.0, prune_quantile: float = 0.1, warmup_iter
     return {**params, 'net': masks.apply_mask(params['net'], keep)}
 
   return Method(name='rick', init=init, update=update, grad_transform=grad_transform,
-                param_transform=param_transform, report=report, late_start=True)
+                param_transform=param_transform, report=report, late_start=True,
+                g_reg_active=lambda ms: jnp.logical_not(ms['warm']))
 
 
 def report(ms, outdir: str) -> List[str]:
