@@ -342,3 +342,39 @@ def test_bad_config_errors():
   shared_path('data', 'anime_faces_64', 'train')
   with pytest.raises(ConfigError, match='student.options'):
     gpd.train(c, None)
+
+
+DP_SCRIPT = r"""
+import jax, numpy as np, sys
+sys.path.insert(0, 'tests'); sys.path.insert(0, '.')
+from test_gpd import tiny_config, _tiny_teachers
+from engine_utils import leaves_with_paths
+from fsig_jax.distill import gpd
+from fsig_jax.engine import parallel
+assert jax.device_count() == 4, jax.devices()
+src, ad = _tiny_teachers()
+out = []
+for devs in (jax.devices()[:1], jax.devices()):
+  for steps in (1, 2):  # step 0 real pairs, step 1 teacher pairs made on the mesh
+    _, m = gpd.train(tiny_config(steps=steps), None, source=src, adapted=ad,
+                     mesh=parallel.make_mesh(devs))
+    out.append(leaves_with_paths(m.nets))
+for one, four in ((out[0], out[2]), (out[1], out[3])):
+  d = np.concatenate([np.abs(one[k] - four[k]).ravel() for k in one])
+  print('max diff', d.max(), 'share > 1e-5', (d > 1e-5).mean())
+  # Adam's first steps move a weight by about lr = 2e-4 whatever its gradient's size: a
+  # gradient that is zero in exact arithmetic (a conv bias before an instance norm) is
+  # rounding noise whose sign depends on the reduction order, so it may move +-lr.
+  assert d.max() <= 2 * 2 * 2e-4 + 1e-6 and (d > 1e-5).mean() < 0.01, d.max()
+"""
+
+
+@pytest.mark.slow
+def test_four_devices_match_one_device():
+  shared_path('data', 'anime_faces_64', 'train')
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4',
+         'JAX_PLATFORMS': 'cpu', 'PYTHONPATH': str(ROOT)}
+  r = subprocess.run([sys.executable, '-c', DP_SCRIPT], cwd=ROOT, env=env, capture_output=True,
+                     text=True, timeout=900)
+  assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+  assert r.stdout.count('max diff') == 2

@@ -256,9 +256,10 @@ def teacher_inputs(source: ModelBundle, adapted: Optional[ModelBundle]):
   return jax.tree.map(jnp.asarray, out)
 
 
-def make_teacher_pairs(cfg, batch: int):
+def make_teacher_pairs(cfg, batch: int, mesh=None):
   """pairs(teachers, key) -> (G_s(z), G_t(z)) (or G_s(z) alone without 'adapted'),
-  the same z and the same noise for both, clipped to [-1, 1]; jitted."""
+  the same z and the same noise for both, clipped to [-1, 1]; jitted (with a
+  mesh, the outputs are sharded over it like the real batches)."""
   models = Models(cfg)
 
   def gen(params, buffers, z, noise_key):
@@ -272,7 +273,12 @@ def make_teacher_pairs(cfg, batch: int):
     if 'adapted' not in teachers:
       return x
     return x, gen(*teachers['adapted'], z, kn)
-  return jax.jit(pairs)
+  if mesh is None:
+    return jax.jit(pairs)
+  data = parallel.batch_sharding(mesh)
+  jitted = {True: jax.jit(pairs, out_shardings=(data, data)),
+            False: jax.jit(pairs, out_shardings=data)}
+  return lambda teachers, key: jitted['adapted' in teachers](teachers, key)
 
 
 def teacher_key(seed: int, step: int) -> jax.Array:
@@ -407,7 +413,7 @@ def train(config, workdir: Optional[str] = None, *, source: Optional[ModelBundle
   state = run.restore(parallel.replicate(state, mesh))
   pairs = Batches(np.concatenate([train_x, train_y], -1), hp.batch_size, seed=config.seed,
                   flip=config.data.flip, mesh=mesh)
-  fake_pairs = make_teacher_pairs(source.config, hp.batch_size)
+  fake_pairs = make_teacher_pairs(source.config, hp.batch_size, mesh)
   two = config.gpd.two_discriminators
   steps = {True: make_step(config, scfg, res, 'fine' if two else 'coarse',
                            config.gpd.lambda1, mesh),
