@@ -125,3 +125,15 @@ def test_config_errors():
     kdit_spade_config.get_config('distill,audio')
   with pytest.raises(ConfigError, match='cond'):
     kdit_spade.train(cfg('distill,spatial', cond='text'), None)
+
+
+@pytest.mark.slow
+def test_stage2_kill_and_resume_bit_identical(tmp_path):
+  data = _pairs()
+  _, a = kdit_spade.train(cfg('scratch,spatial', steps=3), str(tmp_path / 'a'), data=data)
+  kdit_spade.train(cfg('scratch,spatial', steps=1), str(tmp_path / 'b'), data=data)
+  _, b = kdit_spade.train(cfg('scratch,spatial', steps=3), str(tmp_path / 'b'), data=data)
+  la, lb = leaves_with_paths(a.nets), leaves_with_paths(b.nets)
+  assert la.keys() == lb.keys()
+  for k in la:
+    np.testing.assert_array_equal(la[k], lb[k], err_msg=k)
