@@ -13,7 +13,6 @@ import zlib
 from typing import Dict, Optional, Tuple
 
 import jax
-import numpy as np
 
 from fsig_jax.data.images import load_images
 from fsig_jax.data.sources import BatchSampler

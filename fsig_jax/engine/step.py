@@ -10,7 +10,6 @@ the same global-batch computation as on one device.
 """
 import dataclasses
 import functools
-from typing import Optional
 
 import jax
 import jax.numpy as jnp

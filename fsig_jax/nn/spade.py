@@ -20,7 +20,6 @@ Parameter names follow the official attributes.
 """
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from fsig_jax.nn.norm import instance_norm
 
