@@ -280,3 +280,45 @@ def test_configs_and_errors():
   c.data.domains = 'derived:anime_photo:train10'
   with pytest.raises(ConfigError, match='at least two'):
     stargan.train(c, None)
+
+
+DP_SCRIPT = r"""
+import jax, numpy as np, sys
+sys.path.insert(0, 'tests'); sys.path.insert(0, '.')
+import test_kdit as k1, test_kdit_spade as k2
+from engine_utils import leaves_with_paths
+from fsig_jax.distill import kdit, kdit_spade, stargan
+from fsig_jax.engine import parallel
+assert jax.device_count() == 2, jax.devices()
+runs = {
+    'kdit stage 1': lambda mesh: kdit.train(k1.stage1_config(steps=1), None,
+                                            teacher=k1.tiny_teacher(), mesh=mesh),
+    'stargan scratch': lambda mesh: stargan.train(k1.stage2_config(steps=2), None,
+                                                  domains=k1._domains(), mesh=mesh),
+    'spade stage 1 vector': lambda mesh: kdit_spade.train(k2.cfg('distill,vector'), None,
+                                                          teacher=k2.tiny_teacher(), mesh=mesh),
+    'spade stage 2 spatial': lambda mesh: kdit_spade.train(k2.cfg('scratch,spatial'), None,
+                                                           data=k2._pairs(), mesh=mesh),
+}
+for name, fn in runs.items():
+  out = [leaves_with_paths(fn(parallel.make_mesh(devs))[1].nets)
+         for devs in (jax.devices()[:1], jax.devices())]
+  d = np.concatenate([np.abs(out[0][k] - out[1][k]).ravel() for k in out[0]])
+  print(name, 'max diff', d.max(), 'share > 1e-5', (d > 1e-5).mean())
+  # Adam moves a weight by about lr (<= 4e-4 here) per step whatever its gradient's
+  # size; a gradient that is 0 in exact arithmetic (a bias before an instance norm) is
+  # rounding noise whose sign depends on the reduction order: at most 2 lr per step.
+  assert d.max() <= 2 * 2 * 4e-4 + 1e-6 and (d > 1e-5).mean() < 0.05, name
+"""
+
+
+@pytest.mark.slow
+def test_two_devices_match_one_device():
+  """Every KDIT trainer data-parallel: the triplets / latents made inside the step
+  and the real batches sharded over two CPU devices, as on one."""
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2',
+         'JAX_PLATFORMS': 'cpu', 'PYTHONPATH': str(ROOT)}
+  r = subprocess.run([sys.executable, '-c', DP_SCRIPT], cwd=ROOT, env=env, capture_output=True,
+                     text=True, timeout=1200)
+  assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+  assert r.stdout.count('max diff') == 4, r.stdout

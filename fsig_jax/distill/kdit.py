@@ -70,6 +70,7 @@ import optax
 
 from fsig_jax.convert.load import load_model
 from fsig_jax.distill import stargan as sg
+from fsig_jax.engine import parallel
 from fsig_jax.errors import ConfigError
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.functional import Models
@@ -237,8 +238,9 @@ def init_state(config, scfg, teacher_cfg, key) -> dict:
           'ema': jax.tree.map(jnp.copy, {k: params[k] for k in sg.EMA_NETS})}  # own buffers
 
 
-def make_step(config, scfg, teacher_cfg):
-  """step(state, teacher G, teacher D) -> (state, metrics), jitted."""
+def make_step(config, scfg, teacher_cfg, mesh=None):
+  """step(state, teacher G, teacher D) -> (state, metrics), jitted (with a mesh,
+  the triplets are sharded over it: each device makes its share)."""
   k = config.kdit
   nets = sg.networks(scfg)
   tmodels = Models(teacher_cfg)
@@ -249,7 +251,7 @@ def make_step(config, scfg, teacher_cfg):
 
   def step_fn(state, teacher_g, teacher_d):
     key, k_trip = jax.random.split(state['key'])
-    t = triplets(teacher_g, k_trip)
+    t = parallel.constrain_batch(triplets(teacher_g, k_trip), mesh)
     x1, x2, y = t['x1'], t['x2'], t['y']
     tg = teacher_g_levels(t['y_feats'])
     td1 = teacher_d_levels(tmodels.disc(teacher_d, x1)[1])
@@ -301,7 +303,7 @@ def make_step(config, scfg, teacher_cfg):
            'ema': new_ema}
     return new, {**{f'd_{k2}': v for k2, v in d_metrics.items()},
                  **{f'g_{k2}': v for k2, v in g_metrics.items()}}
-  return jax.jit(step_fn, donate_argnums=0)
+  return parallel.jit_step(step_fn, mesh)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -313,7 +315,8 @@ def load_teacher(config) -> ModelBundle:
                     what='the StyleGAN2 teacher with its D (e.g. models/anime64)')
 
 
-def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundle] = None):
+def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundle] = None,
+          mesh=None):
   """Runs (or resumes) KDIT stage 1; returns (state, student bundle)."""
   teacher = teacher or load_teacher(config)
   teacher.require('D')
@@ -322,12 +325,15 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
     raise ConfigError('KDIT distils a StyleGAN2 teacher (style mixing); teacher.checkpoint '
                       f'is a {type(tcfg).__name__}')
   scfg = sg.student_config(config.student, tcfg.resolution, latent_dim=tcfg.z_dim)
+  mesh = mesh or parallel.make_mesh()
+  parallel.check_batch(config.hparams.batch_size, mesh)
   run = Run(config, workdir, defaults=default_config(), architecture=scfg)
-  state = run.restore(init_state(config, scfg, tcfg, jax.random.PRNGKey(config.seed)))
-  step_fn = make_step(config, scfg, tcfg)
+  state = run.restore(parallel.replicate(
+      init_state(config, scfg, tcfg, jax.random.PRNGKey(config.seed)), mesh))
+  step_fn = make_step(config, scfg, tcfg, mesh)
   g = teacher.nets['G_ema']
-  teacher_g = jax.tree.map(jnp.asarray, (g['params'], g['buffers']))
-  teacher_d = jax.tree.map(jnp.asarray, teacher.nets['D']['params'])
+  teacher_g = parallel.replicate((g['params'], g['buffers']), mesh)
+  teacher_d = parallel.replicate(teacher.nets['D']['params'], mesh)
   grid = make_triplets(tcfg, config.num_samples, config.teacher.inject_index,
                        config.teacher.truncation, config.kdit.triplets)(
                            teacher_g, jax.random.PRNGKey(config.seed + 1))

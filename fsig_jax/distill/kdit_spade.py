@@ -54,6 +54,7 @@ import optax
 from fsig_jax.convert.load import load_model, load_model_dir
 from fsig_jax.data.pairs import load_pairs
 from fsig_jax.distill import kdit
+from fsig_jax.engine import parallel
 from fsig_jax.errors import ConfigError, DataError
 from fsig_jax.losses import perceptual
 from fsig_jax.models.bundle import ModelBundle
@@ -181,7 +182,7 @@ def _const_cond(scfg, n: int, value: float):
   return jnp.full((n, r, r, scfg.cond_channels), value)
 
 
-def make_stage1_step(config, scfg, tcfg):
+def make_stage1_step(config, scfg, tcfg, mesh=None):
   k, hp = config.kdit, config.hparams
   n = hp.batch_size
   G = sgen.SPADEStudent(scfg)
@@ -194,9 +195,9 @@ def make_stage1_step(config, scfg, tcfg):
 
   def step_fn(state, teacher_g, teacher_d):
     key, k_trip, k_z = jax.random.split(state['key'], 3)
-    t = triplets(teacher_g, k_trip)
+    t, z = parallel.constrain_batch((triplets(teacher_g, k_trip),
+                                     jax.random.normal(k_z, (n, scfg.z_dim))), mesh)
     f = t['x1_feats'][F_KEY]
-    z = jax.random.normal(k_z, (n, scfg.z_dim))
     targets = [(t['x1'], kdit.teacher_g_levels(t['x1_feats']))]
     if vector:
       targets.append((t['y'], kdit.teacher_g_levels(t['y_feats'])))
@@ -242,7 +243,7 @@ def make_stage1_step(config, scfg, tcfg):
     new = {**state, 'step': state['step'] + 1, 'key': key,
            'nets': optax.apply_updates(p, upd), 'opt': opt_g, 'D': d_params, 'opt_D': opt_d}
     return new, {'d_hinge': d_val, **{f'g_{a}': b for a, b in g_metrics.items()}}
-  return jax.jit(step_fn, donate_argnums=0)
+  return parallel.jit_step(step_fn, mesh)
 
 
 # ----------------------------------------------------------------------------- stage 2
@@ -285,7 +286,7 @@ def _cond_in(q, c):
   return c @ q['cond_in']['kernel'] + q['cond_in']['bias'] if 'cond_in' in q else c
 
 
-def make_stage2_step(config, scfg):
+def make_stage2_step(config, scfg, mesh=None):
   hp, L = config.hparams, config.loss
   G = sgen.SPADEStudent(scfg)
   D = sgen.CondDiscriminator(scfg, ndf=config.student.ndf)
@@ -293,7 +294,7 @@ def make_stage2_step(config, scfg):
 
   def step_fn(state, c, x, vgg):
     key, k_z = jax.random.split(state['key'])
-    z = jax.random.normal(k_z, (x.shape[0], scfg.z_dim))
+    z = parallel.constrain_batch(jax.random.normal(k_z, (x.shape[0], scfg.z_dim)), mesh)
     p = state['nets']
     cg = _cond_in(p, c)
     fake = jax.lax.stop_gradient(G.apply({'params': p['G']}, z, cg))
@@ -315,7 +316,7 @@ def make_stage2_step(config, scfg):
     new = {**state, 'step': state['step'] + 1, 'key': key, 'nets': optax.apply_updates(p, upd),
            'opt': opt_g, 'D': d_params, 'opt_D': opt_d}
     return new, {'d_hinge': d_val, **{f'g_{a}': b for a, b in m.items()}}
-  return jax.jit(step_fn, donate_argnums=0)
+  return parallel.jit_step(step_fn, mesh)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -356,11 +357,13 @@ def _bundle(scfg, state, source: str) -> ModelBundle:
 
 
 def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundle] = None,
-          data=None, init: Optional[ModelBundle] = None):
+          data=None, init: Optional[ModelBundle] = None, mesh=None):
   """Runs (or resumes) stage `config.stage`; returns (state, student bundle).
   `data` = (conditions, images) passes stage 2's pairs directly."""
   if config.cond not in CONDS:
     raise ConfigError(f'cond {config.cond!r}: use one of {CONDS}')
+  mesh = mesh or parallel.make_mesh()
+  parallel.check_batch(config.hparams.batch_size, mesh)
   if config.stage == 1:
     teacher = teacher or load_model(config.teacher.checkpoint, setting='teacher.checkpoint',
                                     seed=config.seed, require_discriminator=True,
@@ -374,11 +377,12 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
         teacher.nets['D']['params']).shape[-1] if config.cond == 'vector' else 3)
     scfg = student_config(config, tcfg.resolution, cond_ch, probe[F_KEY].shape[-1])
     run = Run(config, workdir, defaults=default_config(), architecture=scfg)
-    state = run.restore(stage1_init(config, scfg, teacher, jax.random.PRNGKey(config.seed)))
-    step_fn = make_stage1_step(config, scfg, tcfg)
-    args = (jax.tree.map(jnp.asarray, (teacher.nets['G_ema']['params'],
-                                       teacher.nets['G_ema']['buffers'])),
-            jax.tree.map(jnp.asarray, teacher.nets['D']['params']))
+    state = run.restore(parallel.replicate(
+        stage1_init(config, scfg, teacher, jax.random.PRNGKey(config.seed)), mesh))
+    step_fn = make_stage1_step(config, scfg, tcfg, mesh)
+    args = (parallel.replicate((teacher.nets['G_ema']['params'],
+                                teacher.nets['G_ema']['buffers']), mesh),
+            parallel.replicate(teacher.nets['D']['params'], mesh))
     batches = lambda step: args  # noqa: E731  the teacher makes its own data
     source = f'kdit_spade stage 1 ({config.cond}) from {teacher.source}'
   elif config.stage == 2:
@@ -396,10 +400,10 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
     else:
       scfg = student_config(config, res, cond.shape[-1], 0)
     run = Run(config, workdir, defaults=default_config(), architecture=scfg)
-    state = run.restore(stage2_init(config, scfg, jax.random.PRNGKey(config.seed), init,
-                                    cond.shape[-1]))
-    step_fn = make_stage2_step(config, scfg)
-    vgg = jax.tree.map(jnp.asarray, perceptual.vgg16_params())
+    state = run.restore(parallel.replicate(
+        stage2_init(config, scfg, jax.random.PRNGKey(config.seed), init, cond.shape[-1]), mesh))
+    step_fn = make_stage2_step(config, scfg, mesh)
+    vgg = parallel.replicate(perceptual.vgg16_params(), mesh)
     bs = config.hparams.batch_size
 
     def batches(step):
@@ -409,7 +413,8 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
       if config.data.flip and config.cond == 'spatial':
         fl = rng.random(bs) < 0.5
         c[fl], x[fl] = c[fl][:, :, ::-1], x[fl][:, :, ::-1]
-      return jnp.asarray(c), jnp.asarray(x), vgg
+      c, x = parallel.shard_batches((c, x), mesh)
+      return c, x, vgg
     source = f'kdit_spade stage 2 ({config.cond}{", from stage 1" if init else ", scratch"})'
   else:
     raise ConfigError(f'stage {config.stage}: 1 (distillation) or 2 (real pairs)')

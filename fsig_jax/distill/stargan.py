@@ -41,6 +41,7 @@ import numpy as np
 import optax
 
 from fsig_jax.convert.load import load_model_dir
+from fsig_jax.engine import parallel
 from fsig_jax.data.images import load_images
 from fsig_jax.data import targets
 from fsig_jax.errors import ConfigError, DataError
@@ -221,7 +222,7 @@ class DomainBatches:
             'y_trg': y_trg.astype(np.int32)}
 
 
-def make_step(config, scfg):
+def make_step(config, scfg, mesh=None):
   """The official iteration (module docstring) as one jitted function."""
   L, hp = config.loss, config.hparams
   n = networks(scfg)
@@ -239,8 +240,9 @@ def make_step(config, scfg):
 
   def step_fn(state, b):
     key, kz1, kz2 = jax.random.split(state['key'], 3)
-    z1 = jax.random.normal(kz1, (b['x_real'].shape[0], scfg.latent_dim))
-    z2 = jax.random.normal(kz2, (b['x_real'].shape[0], scfg.latent_dim))
+    z1, z2 = parallel.constrain_batch(
+        (jax.random.normal(kz1, (b['x_real'].shape[0], scfg.latent_dim)),
+         jax.random.normal(kz2, (b['x_real'].shape[0], scfg.latent_dim))), mesh)
     nets, opt = state['nets'], state['opt']
     lambda_ds = L.lambda_ds * jnp.maximum(0.0, 1.0 - state['step'] / L.ds_iter)
     metrics = {'lambda_ds': lambda_ds}
@@ -276,7 +278,7 @@ def make_step(config, scfg):
     new_ema = {k: ema(state['ema'][k], nets[k], hp.ema_beta) for k in EMA_NETS}
     return {**state, 'step': state['step'] + 1, 'key': key, 'nets': nets, 'opt': opt,
             'ema': new_ema}, metrics
-  return jax.jit(step_fn, donate_argnums=0)
+  return parallel.jit_step(step_fn, mesh)
 
 
 def init_state(config, scfg, key, init: Optional[ModelBundle] = None) -> dict:
@@ -290,7 +292,7 @@ def init_state(config, scfg, key, init: Optional[ModelBundle] = None) -> dict:
 
 
 def train(config, workdir: Optional[str] = None, *, init: Optional[ModelBundle] = None,
-          domains=None):
+          domains=None, mesh=None):
   """Runs (or resumes) StarGAN v2 training; returns (state, student bundle).
 
   `init` (or config.init) makes it KDIT stage 2; `domains` passes the images
@@ -315,10 +317,13 @@ def train(config, workdir: Optional[str] = None, *, init: Optional[ModelBundle] 
     raise ConfigError(f'{len(domains)} domains in data.domains but the student has '
                       f'num_domains={scfg.num_domains}; set student.num_domains (stage 1: '
                       'the KDIT config) to the number of domains')
+  mesh = mesh or parallel.make_mesh()
+  parallel.check_batch(config.hparams.batch_size, mesh)
   run = Run(config, workdir, defaults=default_config(), architecture=scfg)
-  state = run.restore(init_state(config, scfg, jax.random.PRNGKey(config.seed), init))
+  state = run.restore(parallel.replicate(
+      init_state(config, scfg, jax.random.PRNGKey(config.seed), init), mesh))
   batches = DomainBatches(domains, config.hparams.batch_size, config.seed, config.data.flip)
-  step_fn = make_step(config, scfg)
+  step_fn = make_step(config, scfg, mesh)
   k = config.num_samples
   pick = lambda d, j: domains[d % len(domains)][j % len(domains[d % len(domains)])]  # noqa: E731
   grid_x = np.stack([pick(i, i // len(domains)) for i in range(k)])  # alternating domains
@@ -329,7 +334,7 @@ def train(config, workdir: Optional[str] = None, *, init: Optional[ModelBundle] 
            len(domains), '/'.join(str(len(d)) for d in domains), start, config.steps)
   step = start
   while step < config.steps:
-    b = {k2: jnp.asarray(v) for k2, v in batches(step).items()}
+    b = parallel.shard_batches(batches(step), mesh)
     state, metrics = step_fn(state, b)
     step += 1
     run.step_done(step, metrics, state)

@@ -56,3 +56,35 @@ def global_batch(local: np.ndarray, mesh: Mesh) -> jax.Array:
 def replicate(tree, mesh: Mesh):
   """Puts a host pytree on every device (identical on every process)."""
   return jax.device_put(tree, replicated(mesh))
+
+
+def local_slice(batch: np.ndarray) -> np.ndarray:
+  """This process's contiguous share of a global batch that every process drew alike."""
+  n, i = jax.process_count(), jax.process_index()
+  per = len(batch) // n
+  return batch[i * per:(i + 1) * per]
+
+
+def shard_batches(tree, mesh: Optional[Mesh]):
+  """Host global batches (drawn alike on every process, leading axis the batch) ->
+  arrays sharded over the mesh; plain device arrays without one."""
+  if mesh is None:
+    return jax.tree.map(jax.numpy.asarray, tree)
+  return jax.tree.map(lambda a: global_batch(local_slice(np.asarray(a)), mesh), tree)
+
+
+def constrain_batch(tree, mesh: Optional[Mesh]):
+  """Inside a jitted step: arrays the step makes itself (a teacher's samples, latents),
+  leading axis the batch, sharded like the batches, so each device makes its share."""
+  if mesh is None:
+    return tree
+  return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, batch_sharding(mesh)), tree)
+
+
+def jit_step(fn, mesh: Optional[Mesh]):
+  """jax.jit of step(state, *inputs) -> (state, metrics), donating the state; with a
+  mesh the new state and the metrics come out replicated (the inputs bring their own
+  shardings: a replicated state, sharded batches)."""
+  if mesh is None:
+    return jax.jit(fn, donate_argnums=0)
+  return jax.jit(fn, donate_argnums=0, out_shardings=(replicated(mesh), replicated(mesh)))
