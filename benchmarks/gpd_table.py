@@ -58,7 +58,7 @@ from fsig_jax.distill import gpd  # noqa: E402
 from fsig_jax.engine import export, loop  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import paired  # noqa: E402
-from fsig_jax.utils.cli import fail  # noqa: E402
+from fsig_jax.utils.cli import benchmark_setup, fail  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 DATA = flags.DEFINE_enum('data', 'anime_sketch', sorted(common.PAIRS), 'paired data')
@@ -211,14 +211,8 @@ def diagnose_teachers(source, out: str, *, methods, pair_counts, teacher_steps: 
 
 def main(argv):
   del argv
-  from fsig_jax.utils.logs import quiet_logs  # pylint: disable=g-import-not-at-top
-  quiet_logs()
+  out = benchmark_setup(OUT.value)
   logging.getLogger('fsig_jax').setLevel(logging.INFO)
-  out = OUT.value
-  os.makedirs(out, exist_ok=True)
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update('jax_compilation_cache_dir', os.path.join(out, 'xla_cache'))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
   split = lambda s: [t for t in s.split(',') if t]  # noqa: E731
   t0 = time.time()
   try:

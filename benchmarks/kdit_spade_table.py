@@ -29,7 +29,6 @@ import sys
 import time
 
 from absl import app, flags
-import jax
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +41,7 @@ from fsig_jax.data.sketch import xdog_sketch  # noqa: E402
 from fsig_jax.distill import kdit_spade  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import features, paired, ssim  # noqa: E402
-from fsig_jax.utils.cli import fail  # noqa: E402
+from fsig_jax.utils.cli import benchmark_setup, fail  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 COND = flags.DEFINE_enum('cond', 'spatial', ['spatial', 'vector'], 'condition kind')
@@ -92,13 +91,7 @@ def run_row(row: str, out: str, widths: dict) -> str:
 
 def main(argv):
   del argv
-  from fsig_jax.utils.logs import quiet_logs  # pylint: disable=g-import-not-at-top
-  quiet_logs()
-  out = OUT.value
-  os.makedirs(os.path.join(out, 'scores'), exist_ok=True)
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update('jax_compilation_cache_dir', os.path.join(out, 'xla_cache'))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+  out = benchmark_setup(OUT.value, 'scores')
   t0 = time.time()
   default_rows = 'scratch,distilled' if COND.value == 'spatial' else 'scratch,nodiv,full'
   rows = [r for r in (ROWS.value or default_rows).split(',') if r]

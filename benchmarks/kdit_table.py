@@ -36,7 +36,6 @@ import sys
 import time
 
 from absl import app, flags
-import jax
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +47,7 @@ from fsig_jax.data import targets  # noqa: E402
 from fsig_jax.distill import kdit, stargan  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import evaluate, features, fid, lpips  # noqa: E402
-from fsig_jax.utils.cli import fail  # noqa: E402
+from fsig_jax.utils.cli import benchmark_setup, fail  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 ROWS = flags.DEFINE_string('rows', 'scratch,full,kd_star,l1_only,adv_only', 'rows')
@@ -135,13 +134,7 @@ def score(student, tests, num_test: int) -> dict:
 
 def main(argv):
   del argv
-  from fsig_jax.utils.logs import quiet_logs  # pylint: disable=g-import-not-at-top
-  quiet_logs()
-  out = OUT.value
-  os.makedirs(os.path.join(out, 'scores'), exist_ok=True)
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update('jax_compilation_cache_dir', os.path.join(out, 'xla_cache'))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+  out = benchmark_setup(OUT.value, 'scores')
   t0 = time.time()
   rows = [r for r in ROWS.value.split(',') if r]
   try:

@@ -14,7 +14,6 @@ import time
 
 from absl import app, flags
 import jax
-import jax.numpy as jnp
 
 from fsig_jax.models import students
 
@@ -46,7 +45,7 @@ def bench(arch: str, res: int) -> dict:
 
 
 def table(rows) -> str:
-  lines = [f'| student | px | params | ms/image (median) | min-max ms/image | warm-up s |',
+  lines = ['| student | px | params | ms/image (median) | min-max ms/image | warm-up s |',
            '|---|---:|---:|---:|---:|---:|']
   for r in rows:
     lines.append(f"| {r['arch']} | {r['res']} | {r['params']:,} | {r['ms_per_image']:.1f} | "

@@ -19,6 +19,21 @@ import traceback
 from fsig_jax.errors import ConfigError, FsigError
 
 
+def benchmark_setup(out: str, *subdirs: str) -> str:
+  """A benchmark script's start: quiet logs, the output folder (and `subdirs`), and
+  XLA's persistent compile cache under OUT/xla_cache unless one is set, so that
+  seeds, rows and reruns reuse compiled steps. Returns `out`."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from fsig_jax.utils.logs import quiet_logs  # pylint: disable=g-import-not-at-top
+  quiet_logs()
+  for sub in ('',) + subdirs:
+    os.makedirs(os.path.join(out, sub), exist_ok=True)
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update('jax_compilation_cache_dir', os.path.join(out, 'xla_cache'))
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+  return out
+
+
 def fail(message: str, code: int = 2):
   """Prints `fsig-jax: error: message` to stderr and exits."""
   print(f'fsig-jax: error: {message}', file=sys.stderr, flush=True)
