@@ -13,7 +13,7 @@ from engine_utils import TINY, leaves_with_paths, tiny_bundle, tiny_hparams, tin
 from fsig_jax.engine.state import init_state
 from fsig_jax.engine.step import make_train_step
 from fsig_jax.losses.adversarial import d_logistic, g_nonsaturating
-from fsig_jax.losses.regularizers import path_length_penalty, r1_penalty
+from fsig_jax.losses.regularizers import gradient_penalty, path_length_penalty, r1_penalty
 from fsig_jax.methods import get_method
 from fsig_jax.methods.freezed import default_freeze_layers, layer_index
 
@@ -34,6 +34,28 @@ def test_r1_of_a_linear_discriminator():
   d = lambda x: jnp.sum(x * a, axis=(1, 2, 3))[:, None]  # noqa: E731
   x = jnp.ones((3, 2, 2, 3))
   np.testing.assert_allclose(r1_penalty(d, x), np.sum(a ** 2), rtol=1e-6)
+
+
+def test_wgan_gp_by_hand():
+  """ProGAN's gradient penalty against a hand computation: a quadratic critic
+  D(x) = 0.5 sum x^2 has gradient x at the interpolate real + t (fake - real)."""
+  rng = np.random.default_rng(1)
+  real = rng.normal(size=(4, 2, 2, 3)).astype(np.float32)
+  fake = rng.normal(size=(4, 2, 2, 3)).astype(np.float32)
+  key = jax.random.PRNGKey(7)
+  t = np.asarray(jax.random.uniform(key, (4, 1, 1, 1)))
+  mixed = real + (fake - real) * t
+  norms = np.sqrt(np.sum(mixed.astype(np.float64) ** 2, axis=(1, 2, 3)))
+  for target in (1.0, 2.0):
+    want = np.mean((norms - target) ** 2) / target ** 2
+    got = gradient_penalty(lambda x: 0.5 * jnp.sum(x * x, axis=(1, 2, 3)), jnp.asarray(real),
+                           jnp.asarray(fake), key, target)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+  # ...and a linear critic's penalty is (|a| - 1)^2 whatever the samples.
+  a = np.arange(12, dtype=np.float32).reshape(1, 2, 2, 3) / 10
+  got = gradient_penalty(lambda x: jnp.sum(x * a, axis=(1, 2, 3)), jnp.asarray(real),
+                         jnp.asarray(fake), key)
+  np.testing.assert_allclose(got, (np.sqrt(np.sum(a ** 2)) - 1) ** 2, rtol=1e-5)
 
 
 def test_path_length_of_a_linear_generator():

@@ -78,14 +78,23 @@ def test_three_engine_steps(bundle):
   assert jax.tree.structure(fisher) == jax.tree.structure(state['G']['net'])
   step = make_train_step(TINY, hp, method)
   images = jnp.asarray(tiny_images(hp.batch_size))
-  metrics = []
+  metrics, before = [], []
   for _ in range(3):
+    before.append(jax.device_get(state['G']['net']))  # G at this step's G update
     state, m = step(state, images)
     metrics.append({k: float(v) for k, v in m.items()})
   assert all('g_ewc' in m for m in metrics)
   assert all(np.isfinite(v) for m in metrics for v in m.values())
   assert metrics[0]['g_ewc'] == 0.0  # G is still the source at the first G update
-  assert metrics[1]['g_ewc'] > 0.0 and metrics[2]['g_ewc'] > 0.0
+  # The logged term is lambda * sum_i F_i (theta_i - theta_S,i)^2 over every
+  # parameter, computed here by a plain loop in float64.
+  source = jax.device_get(state['source_G'])
+  flat = lambda t: [np.asarray(x, np.float64) for x in jax.tree.leaves(t)]  # noqa: E731
+  for i in (1, 2):
+    want = 5e8 * sum(float(np.sum(f * (p - s) ** 2)) for f, p, s in zip(
+        flat(fisher), flat(before[i]), flat(source)))
+    assert want > 0
+    assert metrics[i]['g_ewc'] == pytest.approx(want, rel=1e-4), i
   # The Fisher is fixed method state: the step carries it through unchanged.
   for a, b in zip(jax.tree.leaves(fisher), jax.tree.leaves(state['method']['ewc']['fisher'])):
     np.testing.assert_array_equal(a, np.asarray(b))
