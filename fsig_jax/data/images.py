@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from fsig_jax.errors import DataError
-from fsig_jax.utils.images import to_uint8  # pylint: disable=unused-import (re-exported)
+from fsig_jax.utils.images import from_uint8, to_uint8  # pylint: disable=unused-import (re-exported)
 
 _log = logging.getLogger(__name__)
 
@@ -233,9 +233,7 @@ def center_crop_resize(img: Image.Image, resolution: int) -> Image.Image:
   return img
 
 
-def _uint8_to_float(x: np.ndarray) -> np.ndarray:
-  """uint8 [0, 255] -> float32 [-1, 1] (rosinality's ToTensor + Normalize(0.5, 0.5))."""
-  return x.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+_uint8_to_float = from_uint8
 
 
 # ----------------------------------------------------------------------------- dispatch

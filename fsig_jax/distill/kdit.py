@@ -211,6 +211,16 @@ def feature_widths(scfg, teacher_cfg) -> tuple:
                          params['G'])
   _, sf = jax.eval_shape(lambda p: nets['style'].apply({'params': p}, x, y,
                                                        return_features=True), params['style'])
+  width = lambda d: {k: v.shape[-1] for k, v in d.items()}  # noqa: E731
+  student = {'enc': width(gf['enc']), 'style': width(sf), 'dec': width(gf['dec'])}
+  tgf, tdf = teacher_feature_shapes(teacher_cfg)
+  td, tg = width(teacher_d_levels(tdf)), width(teacher_g_levels(tgf))
+  return student, {'enc': td, 'style': td, 'dec': tg}
+
+
+def teacher_feature_shapes(teacher_cfg) -> tuple:
+  """(teacher G features, teacher D features), each {key: ShapeDtypeStruct} of one
+  image, by shape inference alone (no weights are made or run)."""
   models = Models(teacher_cfg)
   timg = jnp.zeros((1, teacher_cfg.resolution, teacher_cfg.resolution, 3))
   tparams = jax.eval_shape(lambda: models.G.init(
@@ -221,10 +231,7 @@ def feature_widths(scfg, teacher_cfg) -> tuple:
   ws = jnp.zeros((1, teacher_cfg.num_ws, teacher_cfg.w_dim))
   _, tgf = jax.eval_shape(lambda p, b: models.synth(p, b, ws, jax.random.PRNGKey(0), True),
                           tparams['params'], tparams['buffers'])
-  width = lambda d: {k: v.shape[-1] for k, v in d.items()}  # noqa: E731
-  student = {'enc': width(gf['enc']), 'style': width(sf), 'dec': width(gf['dec'])}
-  td, tg = width(teacher_d_levels(tdf)), width(teacher_g_levels(tgf))
-  return student, {'enc': td, 'style': td, 'dec': tg}
+  return tgf, tdf
 
 
 def init_state(config, scfg, teacher_cfg, key) -> dict:
@@ -346,8 +353,7 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
     step += 1
     run.step_done(step, metrics, state)
     if run.sample_due(step):
-      nets = host(state['ema'])
-      out = sg.translate(scfg, nets, grid['x1'], 0, reference=grid['x2'])
+      out = sg.sample_student(scfg, state)(grid['x1'], 0, reference=grid['x2'])
       run.grid(step, np.concatenate([np.asarray(grid['x1']), np.asarray(grid['x2']),
                                      np.asarray(grid['y']), out]), config.num_samples,
                'rows: x1, x2, y = G(Phi(s1, s2)), student(x1, E(x2))')

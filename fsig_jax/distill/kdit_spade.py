@@ -147,18 +147,13 @@ def student_config(config, resolution: int, cond_channels: int, teacher_channels
 def stage1_init(config, scfg, teacher: ModelBundle, key) -> dict:
   k_net, k_proj, key = jax.random.split(key, 3)
   nets = sgen.init_spade_student(scfg, k_net, ndf=config.student.ndf)
-  tcfg = teacher.config
   z = jnp.zeros((1, scfg.z_dim))
   c = _const_cond(scfg, 1, 1.0)
   f = jnp.zeros((1, scfg.inject_resolution, scfg.inject_resolution, scfg.teacher_channels))
   g = sgen.SPADEStudent(scfg)
   _, sf = jax.eval_shape(lambda p: g.apply({'params': p}, z, c, f, return_features=True),
                          nets['G'])
-  tm = Models(tcfg)
-  ws = jnp.zeros((1, tcfg.num_ws, tcfg.w_dim))
-  gp = teacher.nets['G_ema']
-  _, tf = jax.eval_shape(lambda p, b: tm.synth(p, b, ws, jax.random.PRNGKey(0), True),
-                         gp['params'], gp['buffers'])
+  tf, _ = kdit.teacher_feature_shapes(teacher.config)
   sw = {'dec': {k: v.shape[-1] for k, v in sf.items()}}
   tw = {'dec': {k: v.shape[-1] for k, v in kdit.teacher_g_levels(tf).items()}}
   trainable = {'G': nets['G'], 'proj': kdit.init_projections(k_proj, sw, tw)['dec']}
@@ -369,13 +364,9 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
                                     seed=config.seed, require_discriminator=True,
                                     what='the StyleGAN2 teacher with its D')
     tcfg = teacher.config
-    probe = jax.eval_shape(lambda p, b: Models(tcfg).synth(
-        p, b, jnp.zeros((1, tcfg.num_ws, tcfg.w_dim)), jax.random.PRNGKey(0), True),
-        teacher.nets['G_ema']['params'], teacher.nets['G_ema']['buffers'])[1]
-    cond_ch = (jax.eval_shape(lambda p: semantic_encoder(
-        Models(tcfg), p, jnp.zeros((1, tcfg.resolution, tcfg.resolution, 3))),
-        teacher.nets['D']['params']).shape[-1] if config.cond == 'vector' else 3)
-    scfg = student_config(config, tcfg.resolution, cond_ch, probe[F_KEY].shape[-1])
+    tgf, tdf = kdit.teacher_feature_shapes(tcfg)
+    cond_ch = tdf['b4.fc'].shape[-1] if config.cond == 'vector' else 3  # S_E's output width
+    scfg = student_config(config, tcfg.resolution, cond_ch, tgf[F_KEY].shape[-1])
     run = Run(config, workdir, defaults=default_config(), architecture=scfg)
     state = run.restore(parallel.replicate(
         stage1_init(config, scfg, teacher, jax.random.PRNGKey(config.seed)), mesh))

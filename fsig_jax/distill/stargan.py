@@ -28,8 +28,8 @@ every network starts from the official He initialisation
 (models/students/stargan_v2.py).
 
 This module also holds what both KDIT stages share: the student's config
-defaults, the networks, the optimisers, the adversarial terms, the export
-and translation.
+defaults, the networks, the optimisers, the adversarial terms and the export
+(translation is the exported student's own, models/students/student.py).
 """
 import logging
 from typing import Optional, Sequence
@@ -47,6 +47,7 @@ from fsig_jax.data import targets
 from fsig_jax.errors import ConfigError, DataError
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.students import stargan_v2 as nets_lib
+from fsig_jax.models.students.student import StarGANStudent
 from fsig_jax.run import Run, host, run_fields
 from fsig_jax.utils.trees import ema
 
@@ -131,20 +132,9 @@ def student_bundle(scfg, nets: dict, ema_nets: dict, source: str) -> ModelBundle
   return ModelBundle(config=scfg, nets=out, source=source)
 
 
-def translate(scfg, ema_nets: dict, x, domain: int, *, reference=None, z=None,
-              batch_size: int = 16) -> np.ndarray:
-  """Reference-guided (style of `reference`, same count as x) or latent-guided
-  (style of latents `z`) translation of x into `domain` with the EMA networks."""
-  n = networks(scfg)
-  x = np.asarray(x, np.float32)
-  y = jnp.full((len(x),), int(domain), jnp.int32)
-  if reference is not None:
-    s = n['style'].apply({'params': ema_nets['style']}, jnp.asarray(reference), y)
-  else:
-    s = n['mapping'].apply({'params': ema_nets['mapping']}, jnp.asarray(z), y)
-  fn = jax.jit(lambda p, a, b: n['G'].apply({'params': p}, a, b))
-  return np.concatenate([np.asarray(fn(ema_nets['G'], x[i:i + batch_size], s[i:i + batch_size]))
-                         for i in range(0, len(x), batch_size)])
+def sample_student(scfg, state) -> StarGANStudent:
+  """The run's EMA networks as the exported student callable (for sample grids)."""
+  return StarGANStudent(student_bundle(scfg, host(state['nets']), host(state['ema']), 'sample'))
 
 
 # ----------------------------------------------------------------------------- stage 2
@@ -339,10 +329,10 @@ def train(config, workdir: Optional[str] = None, *, init: Optional[ModelBundle] 
     step += 1
     run.step_done(step, metrics, state)
     if run.sample_due(step):
-      e = host(state['ema'])
+      student = sample_student(scfg, state)
       rows = [grid_x, grid_ref]
       for d in range(len(domains)):
-        rows.append(translate(scfg, e, grid_x, d, reference=grid_ref))
+        rows.append(student(grid_x, d, reference=grid_ref))
       run.grid(step, np.concatenate(rows), k,
                'rows: input, reference, reference-guided output into domain 0, 1, ...')
   model = student_bundle(scfg, host(state['nets']), host(state['ema']),

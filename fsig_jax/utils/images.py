@@ -13,6 +13,11 @@ def to_uint8(images) -> np.ndarray:
   return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def from_uint8(x: np.ndarray) -> np.ndarray:
+  """uint8 [0, 255] -> float32 [-1, 1] (rosinality's ToTensor + Normalize(0.5, 0.5))."""
+  return x.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
 def make_grid(images, ncol: Optional[int] = None, pad: int = 2) -> np.ndarray:
   """Tiles NHWC images (floats in [-1, 1] or uint8) into one HWC uint8 array."""
   x = np.asarray(images)

@@ -5,6 +5,22 @@ import jax
 import numpy as np
 
 from fsig_jax.models import students
+from fsig_jax.utils.images import from_uint8
+
+
+def _floats(x) -> np.ndarray:
+  """NHWC images (or condition arrays) as float32; uint8 images to [-1, 1]."""
+  x = np.asarray(x)
+  return from_uint8(x) if x.dtype == np.uint8 else np.asarray(x, np.float32)
+
+
+def _batched(fn, params, x: np.ndarray, batch_size: int, *extra: np.ndarray) -> np.ndarray:
+  """fn(params, x[i:j], *extra[i:j]) over batches, concatenated (numpy)."""
+  if not len(x):
+    return x
+  return np.concatenate([np.asarray(fn(params, x[i:i + batch_size],
+                                       *(e[i:i + batch_size] for e in extra)))
+                         for i in range(0, len(x), batch_size)])
 
 
 class Student:
@@ -26,19 +42,13 @@ class Student:
     return self.config.resolution
 
   def __call__(self, images) -> np.ndarray:
-    x = np.asarray(images)
-    if x.dtype == np.uint8:
-      x = x.astype(np.float32) / 127.5 - 1.0
-    x = np.asarray(x, np.float32)
+    x = _floats(images)
     r = self.resolution
     if x.ndim != 4 or x.shape[1:] != (r, r, self.config.in_channels):
       raise ValueError(f'this student translates (N, {r}, {r}, {self.config.in_channels}) '
                        f'images, got {x.shape}; load them with '
                        f'fsig_jax.data.images.load_images(SOURCE, {r})')
-    if not len(x):
-      return x
-    return np.concatenate([np.asarray(self._fn(self.params, x[i:i + self.batch_size]))
-                           for i in range(0, len(x), self.batch_size)])
+    return _batched(self._fn, self.params, x, self.batch_size)
 
 
 class StarGANStudent:
@@ -66,10 +76,7 @@ class StarGANStudent:
     return self.config.resolution
 
   def _images(self, x, what: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype == np.uint8:
-      x = x.astype(np.float32) / 127.5 - 1.0
-    x = np.asarray(x, np.float32)
+    x = _floats(x)
     r = self.resolution
     if x.ndim != 4 or x.shape[1:] != (r, r, 3):
       raise ValueError(f'{what}: this student takes (N, {r}, {r}, 3) images, got {x.shape}')
@@ -88,8 +95,7 @@ class StarGANStudent:
         ref = np.repeat(ref, n, axis=0)
       if len(ref) != n:
         raise ValueError(f'{len(ref)} references for {n} images: pass one or one per image')
-      return np.concatenate([np.asarray(self._style(self.params['style'], ref[i:i + 64],
-                                                    y[i:i + 64])) for i in range(0, n, 64)])
+      return _batched(self._style, self.params['style'], ref, 64, y)
     z = jax.random.normal(jax.random.PRNGKey(int(seed)), (n, self.config.latent_dim))
     return np.asarray(self._map(self.params['mapping'], z, y))
 
@@ -98,10 +104,7 @@ class StarGANStudent:
     if not len(x):
       return x
     s = self.styles(len(x), domain, reference=reference, seed=seed)
-    b = self.batch_size
-    out = np.concatenate([np.asarray(self._gen(self.params['G'], x[i:i + b], s[i:i + b]))
-                          for i in range(0, len(x), b)])
-    return np.clip(out, -1.0, 1.0)
+    return np.clip(_batched(self._gen, self.params['G'], x, self.batch_size, s), -1.0, 1.0)
 
 
 class ConditionalStudent:
@@ -129,8 +132,7 @@ class ConditionalStudent:
   def __call__(self, conditions, seed: int = 0) -> np.ndarray:
     c = np.asarray(conditions)
     if self.config.cond == 'spatial':
-      if c.dtype == np.uint8:
-        c = c.astype(np.float32) / 127.5 - 1.0
+      c = _floats(c)
       if c.ndim != 4 or c.shape[-1] != self.config.cond_channels:
         raise ValueError(f'this student takes (N, H, W, {self.config.cond_channels}) condition '
                          f'maps, got {c.shape}')
@@ -142,7 +144,7 @@ class ConditionalStudent:
       if self.cond_in is not None:
         c = c @ np.asarray(self.cond_in['kernel']) + np.asarray(self.cond_in['bias'])
     c = np.asarray(c, np.float32)
+    if not len(c):
+      return c
     z = np.asarray(jax.random.normal(jax.random.PRNGKey(int(seed)), (len(c), self.config.z_dim)))
-    b = self.batch_size
-    return np.concatenate([np.asarray(self._gen(self.params, z[i:i + b], c[i:i + b]))
-                           for i in range(0, len(c), b)]) if len(c) else c
+    return _batched(self._gen, self.params, z, self.batch_size, c)
