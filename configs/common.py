@@ -80,6 +80,7 @@ def rick_paper_setup(c, fisher_quantile: float, prune_quantile: float):
     raise ConfigError(f'this config sets up RICK; its method must include rick (e.g. rick or '
                      f'ewc+rick), got {c.method.names!r}')
   c.hparams.batch_size = 2
+  c.max_devices = 2  # the paper's batch of 2 unchanged on a host with more devices
   c.method.kwargs.rick = dict(fisher_quantile=fisher_quantile, prune_quantile=prune_quantile,
                               warmup_iter=250, fisher_freq=50, num_fisher_img=5)
   return c

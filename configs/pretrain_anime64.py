@@ -20,8 +20,7 @@ import os
 from configs import common
 
 
-def get_config(arg: str = ''):
-  del arg
+def get_config():
   c = common.base('tgan')  # plain StyleGAN2 losses: the engine's default step
   c.model.checkpoint = 'random:anime64'
   c.data.source = common.ANIME_TRAIN

@@ -11,8 +11,8 @@ stabilisation per resolution, 32 px fully faded in after 90k images, then
 from configs import pretrain_progan64
 
 
-def get_config(arg: str = ''):
-  c = pretrain_progan64.get_config(arg)
+def get_config():
+  c = pretrain_progan64.get_config()
   c.model.checkpoint = 'random:progan32'
   c.progressive.train_kimg = 15.0
   c.progressive.transition_kimg = 15.0

@@ -12,14 +12,12 @@ stabilise and per fade phase, Adam 0.001 (0, 0.99), WGAN-GP lambda 10, drift
 fsig_jax.models.presets.progan64 and phases of 60k images (10x shorter);
 one batch size (16) at every resolution.
 """
-import os
 
 from configs import common
 from fsig_jax.engine.progressive import progressive_config
 
 
-def get_config(arg: str = ''):
-  del arg
+def get_config():
   c = common.base('tgan')
   c.trainer = 'progressive'  # fsig_jax.engine.progressive.pretrain (fsig_jax.api.TRAINERS)
   c.model.checkpoint = 'random:progan64'

@@ -57,14 +57,15 @@ log = logging.getLogger('fsig_jax')
 
 # Fields that may differ when resuming a workdir (they do not change the run).
 RESUMABLE_CHANGES = ('steps', 'log_every', 'checkpoint_every', 'sample_every',
-                     'keep_checkpoints', 'eval_every', 'num_samples', 'eval')
+                     'keep_checkpoints', 'eval_every', 'num_samples', 'eval', 'max_devices')
 ARCHITECTURE_FILE = 'model_config.json'
 
 
 def run_fields(c, steps: int, *, log_every: int = 100, checkpoint_every: int = 1000,
                sample_every: int = 1000, num_samples: int = 8):
   """Adds the fields a Run reads (steps, seed, log/checkpoint/sample cadence,
-  keep_checkpoints, num_samples) to a trainer's default ConfigDict `c`."""
+  keep_checkpoints, num_samples) and the trainer's device count (max_devices) to
+  its default ConfigDict `c`."""
   c.steps = steps
   c.seed = 0
   c.log_every = log_every
@@ -72,6 +73,7 @@ def run_fields(c, steps: int, *, log_every: int = 100, checkpoint_every: int = 1
   c.keep_checkpoints = 3
   c.sample_every = sample_every
   c.num_samples = num_samples
+  c.max_devices = 0  # 0: every device; N: at most N (parallel.make_mesh)
   return c
 
 
@@ -183,6 +185,30 @@ def _writer(logdir: str):
                                               asynchronous=False)
 
 
+def summary(workdir: str) -> str:
+  """One line for the end of a run in `workdir`: the exported model, the newest grid, the last
+  evaluation (WORKDIR/eval/metrics.jsonl) and where the logs are."""
+  w = workdir
+  model = os.path.join(w, 'model')
+  parts = [f'done: model {model}' if os.path.isdir(model) else 'done']
+  samples = os.path.join(w, 'samples')
+  grids = sorted(n for n in os.listdir(samples) if n.endswith('.png')) if os.path.isdir(
+      samples) else []
+  if grids:
+    parts.append(f'grids {samples}/ (newest {grids[-1]})')
+  metrics = os.path.join(w, 'eval', 'metrics.jsonl')
+  if os.path.isfile(metrics):
+    with open(metrics) as f:
+      lines = [l for l in f.read().splitlines() if l.strip()]
+    if lines:
+      last = json.loads(lines[-1])
+      shown = ', '.join(f'{k} {last[k]:.4g}' for k in last.get('metrics', [])
+                        if not k.endswith('_std') and isinstance(last.get(k), (int, float)))
+      parts.append(f'metrics {metrics} (step {last.get("step")}: {shown})')
+  parts.append(f'logs {os.path.join(w, "logs")} (TensorBoard)')
+  return ' | '.join(parts)
+
+
 class Run:
   """A trainer's run directory and the machinery around its step (module docstring).
 
@@ -246,6 +272,10 @@ class Run:
   def start(self, state) -> int:
     """The step `state` is at (after `restore`); progress lines count from it."""
     self._start = int(host(state['step']))
+    if self._start < self.total:
+      log.info('%sstarting at step %d; the first step compiles the program (about a minute on '
+               'a CPU, seconds when the compilation cache has it)', self.progress.prefix,
+               self._start)
     return self._start
 
   def step_done(self, step: int, metrics: Dict[str, Any], state) -> Dict[str, float]:

@@ -9,18 +9,25 @@ Other configs: configs/rick_afhq_cat.py, configs/adam_babies.py,
 configs/paper_ffhq256.py:METHOD,TARGET (each file's docstring says what it runs
 and which models and data it needs). Any field can be overridden, e.g.
 --config.hparams.lr=0.001. Re-running the same command resumes from the newest
-complete checkpoint in --workdir. Multi-host: pass --coordinator=HOST:PORT
---num_processes=N --process_id=I on every host (on CPU add --cpu_collectives).
+complete checkpoint in --workdir. Multi-host: on a TPU pod slice, under SLURM
+or Open MPI (more than one task) every process joins the run by itself
+(--distributed=auto, the default; --distributed=on forces it, off disables it);
+elsewhere pass --coordinator=HOST:PORT --num_processes=N --process_id=I on every
+host (on CPU add --cpu_collectives). --config.max_devices=N uses at most N devices.
 """
+import logging
 import os
 import sys
 
 from absl import app, flags
 
+import jax
+
 from fsig_jax import api
+from fsig_jax import run as run_lib
 from fsig_jax.engine import parallel
 from fsig_jax.errors import FsigError, NonFiniteLossError
-from fsig_jax.utils.cli import config_flags_parser, fail
+from fsig_jax.utils.cli import compile_cache, config_flags_parser, fail
 from fsig_jax.utils.logs import quiet_logs
 
 # configs/*.py import configs.common: make the repo root importable.
@@ -35,22 +42,31 @@ COORD = flags.DEFINE_string('coordinator', None, 'multi-host: coordinator addres
 NPROC = flags.DEFINE_integer('num_processes', None, 'multi-host: number of processes')
 PID = flags.DEFINE_integer('process_id', None, 'multi-host: this process index')
 CPU_COLL = flags.DEFINE_bool('cpu_collectives', False, 'multi-host on CPU: use gloo collectives')
+DIST = flags.DEFINE_enum('distributed', 'auto', ['auto', 'on', 'off'],
+                         'join a multi-process run: auto = when --coordinator is given or a '
+                         'TPU pod / SLURM / Open MPI environment is detected')
 
 
 def main(argv):
   del argv
   quiet_logs()
+  compile_cache()  # a rerun of the same config starts stepping without recompiling
   config = flags.FLAGS.config
   if config is None:
     fail('--config=configs/<name>.py is required (e.g. --config=configs/quickstart.py)')
-  if COORD.value:
-    parallel.initialize_distributed(COORD.value, NPROC.value, PID.value, CPU_COLL.value)
   try:
+    joined = parallel.start_processes(DIST.value, COORD.value, NPROC.value, PID.value,
+                                      CPU_COLL.value)
+    if joined:
+      logging.getLogger('fsig_jax').info('process %d of %d (%s), %d devices in all', jax.process_index(),
+                   jax.process_count(), joined, jax.device_count())
     api.train(config, WORKDIR.value)
   except NonFiniteLossError as e:  # a loss became NaN/inf: exit code 3
     fail(str(e), code=3)
   except FsigError as e:
     fail(str(e))
+  if jax.process_index() == 0:
+    print(run_lib.summary(WORKDIR.value), flush=True)
 
 
 if __name__ == '__main__':

@@ -40,9 +40,10 @@ def run(*args):
 
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
-  """A finished 4-step tiny run on a folder of 8 images, evaluated at steps 2 and 4."""
+  """A finished 4-step tiny run on a folder of 8 images, evaluated at steps 3 (eval_every)
+  and 4 (the last step is always evaluated)."""
   tmp = tmp_path_factory.mktemp('run')
-  c = tiny_config(4, eval_every=2)
+  c = tiny_config(4, eval_every=3)
   c.data.source = str(write_pngs(tmp / 'shots', tiny_images(8)))
   c.eval.num_samples = 16
   c.eval.metrics = 'kid_vgg'  # FID-VGG and intra-LPIPS are covered below (each costs seconds)
@@ -125,7 +126,7 @@ def test_config_eval_settings():
 def test_periodic_eval_writes_jsonl(workdir):
   wd, _ = workdir
   lines = [json.loads(l) for l in (wd / 'eval' / 'metrics.jsonl').read_text().splitlines()]
-  assert [l['step'] for l in lines] == [2, 4]
+  assert [l['step'] for l in lines] == [3, 4]
   for l in lines:
     assert np.isfinite(l['KID-VGG']) and l['num_samples'] == 16
     assert l['reference_kind'] == evaluate.REF_FEW_SHOT and l['reference_count'] == 8

@@ -391,7 +391,7 @@ def train(config, workdir: Optional[str] = None, *, source: Optional[ModelBundle
   """
   check_config(config)
   hp = config.hparams
-  mesh = mesh or parallel.make_mesh()
+  mesh = mesh or parallel.config_mesh(config)
   parallel.check_batch(hp.batch_size, mesh)
   if source is None:
     source = load_source(config, need_d=adapts_here(config) and adapted is None)

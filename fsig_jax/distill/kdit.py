@@ -332,7 +332,7 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
     raise ConfigError('KDIT distils a StyleGAN2 teacher (style mixing); teacher.checkpoint '
                       f'is a {type(tcfg).__name__}')
   scfg = sg.student_config(config.student, tcfg.resolution, latent_dim=tcfg.z_dim)
-  mesh = mesh or parallel.make_mesh()
+  mesh = mesh or parallel.config_mesh(config)
   parallel.check_batch(config.hparams.batch_size, mesh)
   run = Run(config, workdir, defaults=default_config(), architecture=scfg)
   state = run.restore(parallel.replicate(

@@ -357,7 +357,7 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
   `data` = (conditions, images) passes stage 2's pairs directly."""
   if config.cond not in CONDS:
     raise ConfigError(f'cond {config.cond!r}: use one of {CONDS}')
-  mesh = mesh or parallel.make_mesh()
+  mesh = mesh or parallel.config_mesh(config)
   parallel.check_batch(config.hparams.batch_size, mesh)
   if config.stage == 1:
     teacher = teacher or load_model(config.teacher.checkpoint, setting='teacher.checkpoint',

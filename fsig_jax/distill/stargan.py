@@ -307,7 +307,7 @@ def train(config, workdir: Optional[str] = None, *, init: Optional[ModelBundle] 
     raise ConfigError(f'{len(domains)} domains in data.domains but the student has '
                       f'num_domains={scfg.num_domains}; set student.num_domains (stage 1: '
                       'the KDIT config) to the number of domains')
-  mesh = mesh or parallel.make_mesh()
+  mesh = mesh or parallel.config_mesh(config)
   parallel.check_batch(config.hparams.batch_size, mesh)
   run = Run(config, workdir, defaults=default_config(), architecture=scfg)
   state = run.restore(parallel.replicate(

@@ -28,6 +28,9 @@ def default_hparams() -> ml_collections.ConfigDict:
   hp.loss = 'logistic'
   hp.gp_weight = 10.0
   hp.drift = 0.001
+  # Mixed precision: 'bfloat16' runs G and D in bfloat16 with float32 parameters,
+  # optimiser state and losses (models/functional.py; for GPU/TPU: CPUs emulate it).
+  hp.compute_dtype = 'float32'
   return hp
 
 

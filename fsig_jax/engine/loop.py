@@ -4,7 +4,7 @@
 checkpoint in `workdir` and continues bit-identically (batches and keys are
 functions of the step). Checkpoints, logs, progress, the finite-loss stop,
 grids and the export come from `fsig_jax.run.Run` (see there). Every
-`config.eval_every` steps the lead process evaluates the model
+`config.eval_every` steps and at the last step the lead process evaluates the model
 (`periodic_eval`, settings in `config.eval`). A method's preliminary training
 phases (AdAM's probing) run through `engine.phases` as sub-runs of the same
 workdir. With `workdir=None` nothing is written (the `adapt()` API).
@@ -91,7 +91,7 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
     method = get_method(run_config.method_names(config), **run_config.method_kwargs(config))
   except (ValueError, TypeError) as e:
     raise ConfigError(f'config.method: {e}') from None
-  mesh = mesh or parallel.make_mesh()
+  mesh = mesh or parallel.config_mesh(config)
   parallel.check_batch(hp.batch_size, mesh)
   # Checked now (a bad reference fails before training); evaluated on the lead process.
   evaluator = periodic_eval.from_config(config, workdir, images, bundle.config.resolution)
@@ -125,7 +125,7 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
       imgs, ncol = sample_rows(source_row, state_to_bundle(host(state), bundle), z_fixed)
       run.grid(step, imgs, ncol,
                'G_ema samples' if from_scratch else 'top: source, bottom: adapted')
-    if evaluator is not None and evaluator.due(step):
+    if evaluator is not None and evaluator.due(step, config.steps):
       run.scalars(step, evaluator(step, state_to_bundle(host(state), bundle)))
 
   adapted = state_to_bundle(host(state), bundle,

@@ -5,7 +5,8 @@ is replicated, batches are sharded along their first axis, and XLA inserts the
 gradient all-reduce. The same step runs on one CPU, 8 fake CPU devices, a GPU
 host or a TPU pod; multi-host runs call `initialize_distributed` first.
 """
-from typing import Optional
+import os
+from typing import Mapping, Optional
 
 import jax
 import numpy as np
@@ -28,8 +29,82 @@ def initialize_distributed(coordinator: Optional[str] = None, num_processes: Opt
                              process_id=process_id)
 
 
-def make_mesh(devices=None) -> Mesh:
-  return Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA,))
+# Managed clusters whose environment jax.distributed.initialize() reads by itself
+# (jax/_src/clusters: SlurmCluster, OmpiCluster, the TPU and GKE clusters): the
+# variable that marks one, and how to read its process count from it.
+CLUSTERS = (
+    ('JAX_COORDINATOR_ADDRESS', 'a JAX coordinator (JAX_COORDINATOR_ADDRESS)', None),
+    ('SLURM_JOB_ID', 'SLURM', 'SLURM_NTASKS'),
+    ('OMPI_MCA_orte_hnp_uri', 'Open MPI (mpirun)', 'OMPI_COMM_WORLD_SIZE'),
+    ('TPU_WORKER_HOSTNAMES', 'a multi-host TPU slice', None),
+)
+
+
+def detect_cluster(env: Mapping[str, str] = os.environ) -> Optional[str]:
+  """The managed multi-process environment this process runs in, or None.
+
+  SLURM and Open MPI count only with more than one task (a single-task job is a
+  plain run); a TPU slice counts with more than one worker host.
+  """
+  for var, name, count in CLUSTERS:
+    if not env.get(var):
+      continue
+    if count and int(env.get(count, '1') or 1) <= 1:
+      continue
+    if var == 'TPU_WORKER_HOSTNAMES' and ',' not in env[var]:
+      continue
+    return name
+  return None
+
+
+def start_processes(mode: str = 'auto', coordinator: Optional[str] = None,
+                    num_processes: Optional[int] = None, process_id: Optional[int] = None,
+                    cpu_collectives: bool = False,
+                    env: Mapping[str, str] = os.environ) -> Optional[str]:
+  """Joins a multi-process run when there is one; returns what it joined (or None).
+
+  mode 'auto' (the launchers' default): explicit `coordinator` flags win; else a
+  detected cluster (`detect_cluster`: TPU pod slices, SLURM, Open MPI, a set
+  JAX_COORDINATOR_ADDRESS) calls jax.distributed.initialize() with no
+  arguments, which reads that cluster's environment; else a single process.
+  'on': always initialize (e.g. a cluster jax detects and this does not);
+  'off': never.
+  """
+  if mode not in ('auto', 'on', 'off'):
+    raise run_config.ConfigError(f'--distributed={mode!r}: use auto, on or off')
+  if mode == 'off':
+    return None
+  if coordinator:
+    initialize_distributed(coordinator, num_processes, process_id, cpu_collectives)
+    return f'coordinator {coordinator}'
+  found = detect_cluster(env) if mode == 'auto' else 'requested (--distributed=on)'
+  if found is None:
+    return None
+  initialize_distributed(None, None, None, cpu_collectives)
+  return found
+
+
+def make_mesh(devices=None, max_devices: int = 0) -> Mesh:
+  """The 1-D data mesh over `devices` (default: every device of every process).
+
+  max_devices > 0 uses at most that many, the same number from each process (so
+  a paper's batch of 2 runs unchanged on 8 cores: `config.max_devices = 2`).
+  """
+  devices = list(devices if devices is not None else jax.devices())
+  if max_devices and max_devices < len(devices):
+    procs = sorted({d.process_index for d in devices})
+    if max_devices % len(procs):
+      raise run_config.ConfigError(
+          f'max_devices {max_devices} must be a multiple of the {len(procs)} processes (each '
+          f'process uses the same number of devices); use {len(procs)} or a multiple of it')
+    per = max_devices // len(procs)
+    devices = [d for p in procs for d in [d for d in devices if d.process_index == p][:per]]
+  return Mesh(np.asarray(devices), (DATA,))
+
+
+def config_mesh(config) -> Mesh:
+  """The mesh a trainer's config asks for (`config.max_devices`, 0 or absent: all)."""
+  return make_mesh(max_devices=int(config.get('max_devices', 0) or 0))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -45,7 +120,7 @@ def check_batch(batch_size: int, mesh: Mesh):
   if batch_size % n:
     raise run_config.ConfigError(
         f'hparams.batch_size {batch_size} is not divisible by the {n} devices; '
-        f'use a multiple of {n} (or fewer devices)')
+        f'use a multiple of {n}, or fewer devices (--config.max_devices=N, N dividing it)')
 
 
 def global_batch(local: np.ndarray, mesh: Mesh) -> jax.Array:

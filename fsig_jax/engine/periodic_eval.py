@@ -1,4 +1,4 @@
-"""Evaluation during training: every `config.eval_every` steps.
+"""Evaluation during training: every `config.eval_every` steps and at the last step.
 
 The loop calls a `PeriodicEval` on the lead process; it scores the adapted
 G_ema with `fsig_jax.metrics.evaluate` under `config.eval` (see
@@ -42,17 +42,21 @@ class PeriodicEval:
         raise ValueError(f'num_samples must be at least 2 for FID-VGG, got {self.num_samples}')
     except (DataError, ValueError) as err:
       raise ConfigError(f'config.eval: {err}') from None
-    log.info('evaluating every %d steps: %s on %d samples (reference: %s, few-shot: %s)',
-             self.every, ','.join(self.metrics), self.num_samples,
+    when = (f'every {self.every} steps and at the last step' if self.every < config.steps
+            else 'at the last step')
+    log.info('evaluating %s: %s on %d samples (reference: %s, few-shot: %s)',
+             when, ','.join(self.metrics), self.num_samples,
              self.reference.description if self.reference else 'the few-shot images',
              self.few_shot.description if self.few_shot else 'none')
 
-  def due(self, step: int) -> bool:
-    """At multiples of eval_every only (an evaluation costs minutes on CPU, so a short
-    run whose length is not a multiple is not evaluated at its end)."""
-    return step % self.every == 0
+  def due(self, step: int, last: int) -> bool:
+    """At multiples of eval_every and at the run's last step `last`, so the final
+    model is always scored (e.g. --config.steps=1000 with eval_every 400)."""
+    return step % self.every == 0 or step == last
 
   def __call__(self, step: int, bundle) -> Dict[str, float]:
+    log.info('evaluating at step %d: %s on %d samples (minutes on a CPU)...', step,
+             ','.join(self.metrics), self.num_samples)
     result = evaluate.evaluate(bundle, reference=self.reference, few_shot=self.few_shot,
                                num_samples=self.num_samples, seed=self.seed,
                                metrics=self.metrics, cache_dir=self.cache_dir,

@@ -155,7 +155,7 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
     raise ConfigError('config.progressive trains a ProGAN; config.model.checkpoint '
                       f'gives a {type(cfg).__name__} (use e.g. random:progan64)')
   pg, hp = config.progressive, config.hparams
-  mesh = mesh or parallel.make_mesh()
+  mesh = mesh or parallel.config_mesh(config)
   parallel.check_batch(hp.batch_size, mesh)
   run = Run(config, workdir, defaults=run_config.default_config(), architecture=cfg)
   state = parallel.replicate(init_state(bundle, pg, jax.random.PRNGKey(config.seed)), mesh)

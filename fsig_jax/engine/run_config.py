@@ -36,8 +36,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.sample_every = 250
   c.num_samples = 8
-  c.eval_every = 0               # 0: no periodic evaluation; else at multiples of N (config.eval)
+  c.eval_every = 0               # 0: no evaluation; else at multiples of N and the last step
   c.eval = eval_config()
+  c.max_devices = 0              # 0: every device; N: at most N, e.g. a paper's batch 2 on 8 cores
   return c
 
 

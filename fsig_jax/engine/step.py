@@ -17,6 +17,7 @@ import optax
 
 from fsig_jax.data.augment import diff_augment
 from fsig_jax.engine import parallel
+from fsig_jax.engine.run_config import ConfigError
 from fsig_jax.engine.state import make_optimizers
 from fsig_jax.losses.adversarial import d_logistic, g_nonsaturating, wgan_d, wgan_g
 from fsig_jax.losses.regularizers import gradient_penalty, path_length_penalty, r1_penalty
@@ -54,7 +55,10 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
     optimizers: the trainer's (opt_G, opt_D) (`state.make_optimizers`), or
       None to build them here.
   """
-  models = Models(cfg)
+  try:
+    models = Models(cfg, hp.get('compute_dtype', 'float32'))
+  except ValueError as e:
+    raise ConfigError(f'hparams.{e}') from None
   if hp.loss not in ('logistic', 'wgan_gp'):
     raise ValueError(f"hparams.loss must be 'logistic' or 'wgan_gp', got {hp.loss!r}")
   wgan = hp.loss == 'wgan_gp'

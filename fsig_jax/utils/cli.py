@@ -23,15 +23,40 @@ def benchmark_setup(out: str, *subdirs: str) -> str:
   """A benchmark script's start: quiet logs, the output folder (and `subdirs`), and
   XLA's persistent compile cache under OUT/xla_cache unless one is set, so that
   seeds, rows and reruns reuse compiled steps. Returns `out`."""
-  import jax  # pylint: disable=g-import-not-at-top
   from fsig_jax.utils.logs import quiet_logs  # pylint: disable=g-import-not-at-top
   quiet_logs()
   for sub in ('',) + subdirs:
     os.makedirs(os.path.join(out, sub), exist_ok=True)
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update('jax_compilation_cache_dir', os.path.join(out, 'xla_cache'))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+  compile_cache(os.path.join(out, 'xla_cache'))
   return out
+
+
+def compile_cache(default: str = '') -> str:
+  """Turns on XLA's persistent compilation cache, so a second run of the same
+  program on this machine skips compiling (the launchers call it first).
+
+  The folder: JAX_COMPILATION_CACHE_DIR when set (jax reads it), else `default`,
+  else $FSIG_CACHE_DIR or $XDG_CACHE_HOME/fsig_jax/xla (~/.cache/fsig_jax/xla);
+  FSIG_CACHE_DIR=off turns it off. Safe across versions and machines: jax keys
+  each entry by the program, the jax/jaxlib version, the XLA flags and the
+  device kind. Returns the folder ('' when off); an unwritable one is skipped.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.config.jax_compilation_cache_dir:
+    return jax.config.jax_compilation_cache_dir
+  env = os.environ.get('FSIG_CACHE_DIR', '')
+  if env.lower() in ('off', '0', 'none'):
+    return ''
+  folder = default or env or os.path.join(
+      os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),
+      'fsig_jax', 'xla')
+  try:
+    os.makedirs(folder, exist_ok=True)
+  except OSError:
+    return ''
+  jax.config.update('jax_compilation_cache_dir', folder)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+  return folder
 
 
 def fail(message: str, code: int = 2):
@@ -65,10 +90,14 @@ def load_config_file(spec: str):
   try:
     module_spec.loader.exec_module(module)
     get_config = getattr(module, 'get_config', None)
-    config = get_config(*arg) if get_config else None
+    no_arg = get_config and arg and not _takes_argument(get_config)
+    config = get_config(*arg) if get_config and not no_arg else None
   except Exception as e:  # pylint: disable=broad-except  (any error of the user's file)
-    raise ConfigError(f'could not load {where}{_origin(e, path)}: {type(e).__name__}: '
-                      f'{_one_line(e)}') from e
+    kind = '' if isinstance(e, FsigError) else f'{type(e).__name__}: '
+    raise ConfigError(f'could not load {where}{_origin(e, path)}: {kind}{_one_line(e)}') from e
+  if no_arg:
+    raise ConfigError(f'could not load {where}: {path} takes no argument (got {arg[0]!r}); '
+                      f'use --config={path}')
   if get_config is None:
     raise ConfigError(f'could not load {where}: {path} defines no get_config(); a config file '
                       'defines get_config(arg) returning a ConfigDict, as configs/quickstart.py')
@@ -76,6 +105,38 @@ def load_config_file(spec: str):
     raise ConfigError(f'could not load {where}: get_config() returned a '
                       f'{type(config).__name__}, not an ml_collections.ConfigDict')
   return config
+
+
+def _takes_argument(fn) -> bool:
+  import inspect  # pylint: disable=g-import-not-at-top
+  try:
+    params = inspect.signature(fn).parameters.values()
+  except (TypeError, ValueError):
+    return True
+  return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+             for p in params)
+
+
+def _flag_error(e: Exception, config, name: str) -> str:
+  """absl's message for a `--name.A.B=V` that does not parse, as the field and the
+  kind of value it takes (absl says e.g. "invalid literal for int() with base 10")."""
+  text = _one_line(e)
+  m = re.match(rf'^flag --({name}(?:\.[\w-]+)+)=(.*?): ', text)
+  if config is None or not m:
+    return f'{text} (pass --helpshort for the flags)'
+  node = config
+  for key in m.group(1).split('.')[1:]:
+    if not hasattr(node, 'keys') or key not in node:
+      return f'{text} (pass --helpshort for the flags)'
+    node = node[key]
+  field, value = m.group(1), m.group(2)
+  if hasattr(node, 'keys'):
+    fields = ', '.join(sorted(node.keys())) or 'none'
+    return (f'--{field}={value}: {field} is a group of settings, not a value; set one of its '
+            f'fields instead, as --{field}.FIELD=VALUE (its fields: {fields})')
+  kind = {bool: 'true or false', int: 'an integer', float: 'a number', str: 'a string'}.get(
+      type(node), f'a {type(node).__name__}')
+  return f'--{field}={value}: {field} takes {kind} (it is {node!r} now), not {value!r}'
 
 
 def _origin(e: BaseException, path: str) -> str:
@@ -137,6 +198,7 @@ def config_flags_parser(help_string: str, name: str = 'config'):
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
 
   def parse(argv):
+    config = None
     try:
       argv = flags.FLAGS.read_flags_from_files(argv, force_gnu=False)
       spec, rest = _pop_flag(argv, name)
@@ -153,7 +215,7 @@ def config_flags_parser(help_string: str, name: str = 'config'):
     except FsigError as e:
       fail(str(e))
     except flags.Error as e:
-      fail(f'{_one_line(e)} (pass --helpshort for the flags)')
+      fail(_flag_error(e, config, name))
   return parse
 
 
