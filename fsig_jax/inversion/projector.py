@@ -77,20 +77,28 @@ class ProjectConfig:
       raise ValueError(f'num_steps must be >= 1 and w_avg_samples >= 2, got '
                        f'{self.num_steps} and {self.w_avg_samples}')
 
+  def schedule(self) -> Dict[str, jax.Array]:
+    """The numbers the step reads, as float32 arrays: a jit argument rather than a
+    static one, so runs of any length share one compiled step."""
+    return {f.name: jnp.float32(getattr(self, f.name)) for f in dataclasses.fields(self)
+            if f.name not in ('w_avg_samples', 'w_plus')}
 
-def learning_rate(hp: ProjectConfig, step):
-  """ada lines 81-86: cosine ramp-down over the last 25%, linear ramp-up over the first 5%."""
-  t = step / hp.num_steps
-  ramp = jnp.minimum(1.0, (1.0 - t) / hp.lr_rampdown_length)
+
+def learning_rate(sched: Dict[str, jax.Array], step):
+  """ada lines 81-86: cosine ramp-down over the last 25%, linear ramp-up over the first
+  5%; `sched` is `ProjectConfig.schedule()`."""
+  t = step / sched['num_steps']
+  ramp = jnp.minimum(1.0, (1.0 - t) / sched['lr_rampdown_length'])
   ramp = 0.5 - 0.5 * jnp.cos(ramp * jnp.pi)
-  ramp = ramp * jnp.minimum(1.0, t / hp.lr_rampup_length)
-  return hp.initial_learning_rate * ramp
+  ramp = ramp * jnp.minimum(1.0, t / sched['lr_rampup_length'])
+  return sched['initial_learning_rate'] * ramp
 
 
-def w_noise_scale(hp: ProjectConfig, step, w_std):
+def w_noise_scale(sched: Dict[str, jax.Array], step, w_std):
   """ada line 82: the w perturbation's std, w_std * 0.05 decaying to 0 at 75% of the steps."""
-  t = step / hp.num_steps
-  return w_std * hp.initial_noise_factor * jnp.maximum(0.0, 1.0 - t / hp.noise_ramp_length) ** 2
+  t = step / sched['num_steps']
+  return (w_std * sched['initial_noise_factor'] *
+          jnp.maximum(0.0, 1.0 - t / sched['noise_ramp_length']) ** 2)
 
 
 def noise_regularization(noise: Dict[str, jax.Array]) -> jax.Array:
@@ -176,20 +184,21 @@ def target_features(vgg_params, target: jax.Array):
   return lpips.lpips_features(lpips_input(target), LPIPS_NET, params=vgg_params)
 
 
-@functools.partial(jax.jit, static_argnames=('cfg', 'hp'))
-def project_step(cfg, hp: ProjectConfig, g_vars, vgg_params, target_feats, w_std,
+@functools.partial(jax.jit, static_argnames='cfg')
+def project_step(cfg, sched: Dict[str, jax.Array], g_vars, vgg_params, target_feats, w_std,
                  state: dict, key: jax.Array):
-  """One step of ada projector.py's loop (lines 79-129) -> (state, {'dist', 'loss', 'lr'})."""
+  """One step of ada projector.py's loop (lines 79-129) -> (state, {'dist', 'loss', 'lr'});
+  `sched` is `ProjectConfig.schedule()`."""
   step = state['step']
-  lr = learning_rate(hp, step)
-  w_noise = jax.random.normal(key, state['w'].shape) * w_noise_scale(hp, step, w_std)
+  lr = learning_rate(sched, step)
+  w_noise = jax.random.normal(key, state['w'].shape) * w_noise_scale(sched, step, w_std)
 
   def loss_fn(variables):
     img = _synth(cfg, g_vars, variables['w'] + w_noise, variables['noise'])
     feats = lpips.lpips_features(lpips_input(img), LPIPS_NET, params=vgg_params)
     dist = lpips.lpips_from_features(feats, target_feats, LPIPS_NET, params=vgg_params)[0]
     reg = noise_regularization(variables['noise'])
-    return dist + hp.regularize_noise_weight * reg, dist
+    return dist + sched['regularize_noise_weight'] * reg, dist
 
   variables = {'w': state['w'], 'noise': state['noise']}
   (loss, dist), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables)
@@ -244,11 +253,12 @@ def project(bundle: ModelBundle, target, key: jax.Array, hp: ProjectConfig = Pro
   vgg = lpips.lpips_params('vgg')
   t_feats = target_features(vgg, target)
   state = init_state(bundle, hp, w_avg, k_noise, net)
+  sched = hp.schedule()
   progress = Progress(hp.num_steps, name='project')
   snaps, dists, want = [], [], set(int(s) for s in snapshot_steps)
   start = time.time()
   for i in range(hp.num_steps):
-    state, metrics = project_step(cfg, hp, g_vars, vgg, t_feats, w_std, state,
+    state, metrics = project_step(cfg, sched, g_vars, vgg, t_feats, w_std, state,
                                   jax.random.fold_in(k_steps, i))
     step = i + 1
     if log_every and (step % log_every == 0 or step in (1, hp.num_steps)):
