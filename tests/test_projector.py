@@ -183,3 +183,11 @@ def test_load_latent_accepts_ada_layout_and_checks_noise(bundle, tmp_path):
   projector.save_latent(str(tmp_path / 'bad.npz'), w[0], {'b8.conv0': np.zeros((4, 4))})
   with pytest.raises(DataError, match='noise maps do not fit'):
     projector.load_latent(str(tmp_path / 'bad.npz'), bundle)
+
+
+def test_progan_is_refused_clearly():
+  from fsig_jax.models.bundle import ModelBundle  # pylint: disable=g-import-not-at-top
+  from fsig_jax.models.progan import ProGANConfig  # pylint: disable=g-import-not-at-top
+  progan = ModelBundle(config=ProGANConfig(16, (32, 32, 16), z_dim=32), nets={})
+  with pytest.raises(ValueError, match='ProGAN has no per-layer styles.*projection'):
+    projector.project(progan, np.zeros((16, 16, 3)), jax.random.PRNGKey(0))

@@ -244,7 +244,7 @@ def project(bundle: ModelBundle, target, key: jax.Array, hp: ProjectConfig = Pro
   each step in `snapshot_steps`}. Progress lines with the step rate and ETA go to the
   'fsig_jax' log every `log_every` steps (0: none).
   """
-  bundle._require_styles('projection')  # pylint: disable=protected-access
+  bundle.require_styles('projection')
   cfg = bundle.config
   target = _target_batch(bundle, target)
   k_stats, k_noise, k_steps = jax.random.split(key, 3)

@@ -89,7 +89,8 @@ class ModelBundle:
     return np.concatenate([np.random.RandomState(int(s)).randn(1, self.config.z_dim)
                            for s in seeds]).astype(np.float32)
 
-  def _require_styles(self, what: str):
+  def require_styles(self, what: str):
+    """A clear ValueError for a ProGAN, which has no per-layer styles w or noise inputs."""
     if isinstance(self.config, progan.ProGANConfig):
       raise ValueError(f'a ProGAN has no per-layer styles w, so {what} does not apply; '
                        'use a StyleGAN2 model')
@@ -97,7 +98,7 @@ class ModelBundle:
   def map(self, z, *, truncation: float = 1.0, net: str = 'G_ema') -> jax.Array:
     """Per-layer styles ws (N, num_ws, w_dim) of latents z (N, z_dim), truncated
     towards w_avg by `truncation` (ada `G.mapping(z, c, truncation_psi)`)."""
-    self._require_styles('mapping')
+    self.require_styles('mapping')
     z = jnp.asarray(z, jnp.float32)
     if z.ndim != 2 or z.shape[1] != self.config.z_dim:
       raise ValueError(f'z must have shape (N, {self.config.z_dim}), got {z.shape}')
@@ -106,7 +107,7 @@ class ModelBundle:
   def noise_shapes(self, net: str = 'G_ema') -> Dict[str, tuple]:
     """{'b8.conv0': (8, 8), ...}: every synthesis layer's noise input and its shape,
     the keys `synthesize(noise=...)` accepts."""
-    self._require_styles('noise inputs')
+    self.require_styles('noise inputs')
     blocks = self.require(net)['buffers']['synthesis']
     return {f'{b}.{c}': tuple(v['noise_const'].shape)
             for b, convs in blocks.items() for c, v in convs.items()}
@@ -117,7 +118,7 @@ class ModelBundle:
     """NHWC images (unclipped, about [-1, 1]) from styles ws (N, num_ws, w_dim)
     (ada `G.synthesis(ws, noise_mode)`). `noise` {'b8.conv0': (res, res) or
     (N, res, res)} replaces those layers' noise inputs (see `noise_shapes`)."""
-    self._require_styles('synthesis from w')
+    self.require_styles('synthesis from w')
     if noise_mode == 'random' and key is None:
       raise ValueError("noise_mode='random' needs an explicit PRNG key (key=...)")
     ws = jnp.asarray(ws, jnp.float32)
