@@ -35,6 +35,17 @@ def is_workdir(path: str) -> bool:
            os.path.isdir(os.path.join(path, 'model'))))
 
 
+def load_model_or_workdir(path: str) -> ModelBundle:
+  """The model at `path`: a training workdir's newest model (`bundle_from_workdir`), else
+  a checkpoint file or model directory (`load_pretrained`); what launch/generate.py and
+  launch/project.py load."""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise CheckpointError(f'{path} does not exist: pass a .pt, .pkl, fsig-jax model '
+                          'directory or training workdir')
+  return bundle_from_workdir(path)[0] if is_workdir(path) else load_pretrained(path)
+
+
 def read_run_config(workdir: str) -> dict:
   """The workdir's config.json as a plain dict, or a CheckpointError saying why not."""
   path = os.path.join(workdir, 'config.json')

@@ -98,17 +98,18 @@ def _features(params, x, net):
   return tuple(_normalize(f) for f in trunk().apply({"params": params[name]}, x))
 
 
-def lpips_features(x, net="alex"):
+def lpips_features(x, net="alex", params=None):
   """Channel-normalized trunk activations (5 NHWC maps) of a [-1, 1] batch.
 
   These are the per-image halves of the LPIPS distance; feed two of them to
-  `lpips_from_features`.
+  `lpips_from_features`. `params` (default `lpips_params(net)`) lets a jitted
+  caller pass the weights as an argument instead of baking them in as constants.
   """
   x = jnp.asarray(x, jnp.float32)
   if x.ndim != 4 or x.shape[-1] != 3:
     raise ValueError(f"LPIPS expects NHWC RGB batches in [-1, 1], got shape {x.shape}.")
   net = canonical_net(net)
-  return _features(lpips_params(net), x, net)
+  return _features(lpips_params(net) if params is None else params, x, net)
 
 
 @functools.partial(jax.jit, static_argnames="net")
@@ -120,7 +121,9 @@ def _from_features(params, feats_a, feats_b, net):
   return total
 
 
-def lpips_from_features(feats_a, feats_b, net="alex"):
-  """LPIPS from two outputs of `lpips_features` (broadcasting over leading axes)."""
+def lpips_from_features(feats_a, feats_b, net="alex", params=None):
+  """LPIPS from two outputs of `lpips_features` (broadcasting over leading axes);
+  `params` as in `lpips_features`."""
   net = canonical_net(net)
-  return _from_features(lpips_params(net), tuple(feats_a), tuple(feats_b), net)
+  return _from_features(lpips_params(net) if params is None else params, tuple(feats_a),
+                        tuple(feats_b), net)

@@ -6,11 +6,12 @@ to Flax variable dicts: generators {'params', 'buffers'} (buffers hold w_avg
 and the constant noise), the discriminator {'params'}.
 """
 import functools
-from typing import Optional
+from typing import Dict, Optional, Sequence
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fsig_jax.errors import MissingNetworkError
 from fsig_jax.models import progan
@@ -30,6 +31,18 @@ def _generate(cfg, variables, zs, truncation, truncation_latent, inject_index,
       variables, zs, truncation=truncation, truncation_latent=truncation_latent,
       inject_index=inject_index, noise_mode=noise_mode,
       return_features=return_features, rngs=rngs)
+
+
+@functools.partial(jax.jit, static_argnames=('cfg', 'truncation'))
+def _map(cfg, variables, z, truncation):
+  return Generator(cfg).apply(variables, z, truncation=truncation, method=Generator.ws)
+
+
+@functools.partial(jax.jit, static_argnames=('cfg', 'noise_mode'))
+def _synthesize(cfg, variables, ws, noise_mode, noise, key):
+  rngs = {'noise': key} if key is not None else {}
+  return Generator(cfg).apply(variables, ws, noise_mode=noise_mode, noise=noise, rngs=rngs,
+                              method=Generator.synthesize)
 
 
 @functools.partial(jax.jit, static_argnames=('cfg', 'return_features'))
@@ -67,6 +80,53 @@ class ModelBundle:
 
   def sample_z(self, key: jax.Array, n: int) -> jax.Array:
     return jax.random.normal(key, (n, self.config.z_dim))
+
+  def seed_z(self, seeds: Sequence[int]) -> np.ndarray:
+    """z (len(seeds), z_dim) float32 with stylegan2-ada-pytorch's seed semantics:
+    row i is `np.random.RandomState(seeds[i]).randn(1, z_dim)` (ada generate.py
+    and style_mixing.py), cast to float32 as ada's mapping does
+    (networks.py MappingNetwork.forward `z.to(torch.float32)`)."""
+    return np.concatenate([np.random.RandomState(int(s)).randn(1, self.config.z_dim)
+                           for s in seeds]).astype(np.float32)
+
+  def require_styles(self, what: str):
+    """A clear ValueError for a ProGAN, which has no per-layer styles w or noise inputs."""
+    if isinstance(self.config, progan.ProGANConfig):
+      raise ValueError(f'a ProGAN has no per-layer styles w, so {what} does not apply; '
+                       'use a StyleGAN2 model')
+
+  def map(self, z, *, truncation: float = 1.0, net: str = 'G_ema') -> jax.Array:
+    """Per-layer styles ws (N, num_ws, w_dim) of latents z (N, z_dim), truncated
+    towards w_avg by `truncation` (ada `G.mapping(z, c, truncation_psi)`)."""
+    self.require_styles('mapping')
+    z = jnp.asarray(z, jnp.float32)
+    if z.ndim != 2 or z.shape[1] != self.config.z_dim:
+      raise ValueError(f'z must have shape (N, {self.config.z_dim}), got {z.shape}')
+    return _map(self.config, self.require(net), z, float(truncation))
+
+  def noise_shapes(self, net: str = 'G_ema') -> Dict[str, tuple]:
+    """{'b8.conv0': (8, 8), ...}: every synthesis layer's noise input and its shape,
+    the keys `synthesize(noise=...)` accepts."""
+    self.require_styles('noise inputs')
+    blocks = self.require(net)['buffers']['synthesis']
+    return {f'{b}.{c}': tuple(v['noise_const'].shape)
+            for b, convs in blocks.items() for c, v in convs.items()}
+
+  def synthesize(self, ws, *, noise_mode: str = 'const',
+                 noise: Optional[Dict[str, jax.Array]] = None, key=None,
+                 net: str = 'G_ema') -> jax.Array:
+    """NHWC images (unclipped, about [-1, 1]) from styles ws (N, num_ws, w_dim)
+    (ada `G.synthesis(ws, noise_mode)`). `noise` {'b8.conv0': (res, res) or
+    (N, res, res)} replaces those layers' noise inputs (see `noise_shapes`)."""
+    self.require_styles('synthesis from w')
+    if noise_mode == 'random' and key is None:
+      raise ValueError("noise_mode='random' needs an explicit PRNG key (key=...)")
+    ws = jnp.asarray(ws, jnp.float32)
+    want = (self.config.num_ws, self.config.w_dim)
+    if ws.ndim != 3 or ws.shape[1:] != want:
+      raise ValueError(f'ws must have shape (N, {want[0]}, {want[1]}), got {ws.shape}')
+    noise = None if noise is None else {k: jnp.asarray(v, jnp.float32) for k, v in noise.items()}
+    return _synthesize(self.config, self.require(net), ws, noise_mode, noise, key)
 
   def generate(self, z, z2=None, *, inject_index: Optional[int] = None,
                truncation: float = 1.0, truncation_latent=None,

@@ -65,6 +65,31 @@ def fail(message: str, code: int = 2):
   raise SystemExit(code)
 
 
+MAX_SEEDS = 1_000_000
+
+
+def parse_seeds(spec: str, flag: str = '--seeds') -> list:
+  """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11]: comma-separated integers and inclusive
+  ranges A-B (stylegan2-ada-pytorch's `num_range` takes one range or one list;
+  this takes both mixed). Raises ConfigError naming `flag` for anything else.
+  Seeds are numpy RandomState seeds, so they lie in [0, 2**32 - 1]."""
+  seeds = []
+  for part in str(spec).replace(' ', '').split(','):
+    m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
+    if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+      raise ConfigError(f'{flag}={spec}: {part!r} is not a seed or a range; pass non-negative '
+                        f'integers and ranges A-B with A <= B, e.g. {flag}=0-63 or {flag}=0,5,10-12')
+    lo = int(m.group(1))
+    hi = int(m.group(2) or lo)
+    if hi >= 2 ** 32:
+      raise ConfigError(f'{flag}={spec}: seed {hi} is too large; seeds are numpy '
+                        'RandomState seeds in [0, 2**32 - 1]')
+    if len(seeds) + hi - lo >= MAX_SEEDS:
+      raise ConfigError(f'{flag}={spec}: more than {MAX_SEEDS} seeds; pass a shorter range')
+    seeds.extend(range(lo, hi + 1))
+  return seeds
+
+
 def load_config_file(spec: str):
   """`FILE[:ARG]` -> FILE's `get_config(ARG)` (or `get_config()`), a ConfigDict.
 

@@ -35,9 +35,10 @@ def make_grid(images, ncol: Optional[int] = None, pad: int = 2) -> np.ndarray:
   return grid
 
 
-def save_grid(path: str, images, ncol: Optional[int] = None) -> str:
-  """Writes a PNG grid (atomically: temp file then rename) and returns the path."""
-  grid = make_grid(images, ncol)
+def save_grid(path: str, images, ncol: Optional[int] = None, pad: int = 2) -> str:
+  """Writes a PNG grid (atomically: temp file then rename) and returns the path.
+  One image with pad=0 is written as a plain PNG of that image."""
+  grid = make_grid(images, ncol, pad)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f'{path}.tmp.png'
   Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(tmp)
