@@ -59,3 +59,26 @@ def test_make_targets_writes_deterministic_sketches(tmp_path):
   assert '--seed=7' in (outs[0] / 'PROVENANCE.txt').read_text()
   r = run('launch/make_targets.py', f'--checkpoint={tmp_path / "missing"}', '--out=x')
   assert r.returncode == 2 and 'does not exist' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_readme_setup_generates_the_shipped_models_faces(tmp_path):
+  """The README's set-up command draws 16 faces of the shipped model (not a
+  random-weight conformance file): the grid equals the model's own images."""
+  import re  # pylint: disable=g-import-not-at-top
+  import fsig_jax  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from fsig_jax.utils.images import make_grid  # pylint: disable=g-import-not-at-top
+  readme = (ROOT / 'README.md').read_text()
+  setup = readme[readme.index('## Set up'):readme.index('## Test')]
+  line = re.search(r'^python (launch/generate\.py .*)$', setup, re.M).group(1).split()
+  assert '--checkpoint=models/anime64' in line, line
+  png = tmp_path / 'samples.png'
+  r = run(*[a if not a.startswith('--out=') else f'--out={png}' for a in line])
+  assert r.returncode == 0, r.stderr[-2000:]
+  bundle = fsig_jax.load_pretrained(str(ROOT / 'models' / 'anime64'))
+  zkey, nkey = jax.random.split(jax.random.PRNGKey(0))
+  want = make_grid(np.asarray(bundle.generate(bundle.sample_z(zkey, 16),
+                                              key=jax.random.fold_in(nkey, 0))))
+  got = np.asarray(Image.open(png))
+  assert got.shape == want.shape == (2 + 4 * 66, 2 + 4 * 66, 3)
+  assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
