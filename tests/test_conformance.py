@@ -3,7 +3,11 @@
 Our outputs must match the arrays the official code produced within 1e-3 max
 absolute difference: plain, truncated and style-mixed images, and D logits.
 """
+import os
 import pathlib
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -130,3 +134,29 @@ def test_float16_storage_of_a_net(rosinality, tmp_path):
   assert size(tmp_path / 'f16') < size(pathlib.Path(full)) - 0.4 * d_bytes  # D at half size
   with pytest.raises(ValueError, match='Dx.*no such nets'):
     fsig_jax.save_bundle(bundle, str(tmp_path / 'bad'), float16=['Dx'])
+
+
+def test_the_conv_path_is_the_one_requested(rosinality):
+  """The run below asks for the im2col path: the traced generator must then have
+  no native convolution (native: 11 of them in this model), and vice versa."""
+  import jax  # pylint: disable=g-import-not-at-top
+  bundle, e = rosinality
+  jaxpr = jax.make_jaxpr(lambda z: bundle.generate(z))(e['z'])
+  convs = str(jaxpr).count('conv_general_dilated')
+  assert (convs == 0) == (os.environ.get('FSIG_CONV_IMPL') == 'im2col'), convs
+
+
+@pytest.mark.slow
+def test_parity_on_the_cpu_default_path():
+  """The suite runs with XLA's native convolutions and cheap compile mode
+  (conftest.py); users on CPU get the im2col convolutions and full optimisation.
+  The parity tests again, on that path, in a fresh process."""
+  shared_path('conformance', 'rosinality_32px.pt')
+  env = {**os.environ, 'FSIG_CONV_IMPL': 'im2col', 'JAX_DISABLE_MOST_OPTIMIZATIONS': '0'}
+  r = subprocess.run(
+      [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', __file__, '-k',
+       'images or truncated or mixing or discriminator or conv_path'],
+      cwd=pathlib.Path(__file__).parent.parent, env=env, capture_output=True, text=True,
+      timeout=900)
+  assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+  assert re.search(r'^8 passed', r.stdout, re.M), r.stdout[-1000:]
