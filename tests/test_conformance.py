@@ -103,6 +103,28 @@ def test_ada_discriminator(ada):
   assert_close(np.asarray(bundle.discriminate(nhwc(e['img']))), e['d_logits'], 'd_logits')
 
 
+def test_ada_seeds_and_style_mixing(ada):
+  """ada's style_mixing.py semantics against NVIDIA's own code on the conformance
+  pickle (golden made by tests/goldens/make_ada_style_mixing.py): seeds -> z,
+  truncated w, and the rows' w with the columns' styles 0-3."""
+  bundle, _ = ada
+  g = np.load(pathlib.Path(__file__).parent / 'goldens' / 'ada_32px_style_mixing.npz')
+  seeds = [int(s) for s in g['seeds']]
+  np.testing.assert_array_equal(bundle.seed_z(seeds), g['z'])
+  ws = np.asarray(bundle.map(g['z'], truncation=float(g['psi'])))
+  assert np.max(np.abs(ws[:, 0] - g['w'][:, 0])) < 1e-4
+  assert_close(nchw(bundle.synthesize(ws)), g['img'], 'img of the seeds')
+  w_of = dict(zip(seeds, ws))
+  styles = list(g['styles'])
+  mixed = []
+  for r in g['rows']:
+    for c in g['cols']:
+      m = w_of[int(r)].copy()
+      m[styles] = w_of[int(c)][styles]
+      mixed.append(m)
+  assert_close(nchw(bundle.synthesize(np.stack(mixed))), g['img_mix'], 'img_mix')
+
+
 @pytest.mark.parametrize('which', ['rosinality', 'ada'])
 def test_orbax_round_trip_is_exact(which, request, tmp_path):
   bundle, e = request.getfixturevalue(which)
@@ -155,8 +177,8 @@ def test_parity_on_the_cpu_default_path():
   env = {**os.environ, 'FSIG_CONV_IMPL': 'im2col', 'JAX_DISABLE_MOST_OPTIMIZATIONS': '0'}
   r = subprocess.run(
       [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', __file__, '-k',
-       'images or truncated or mixing or discriminator or conv_path'],
+       'images or truncated or mixing or discriminator or conv_path'],  # 9 tests
       cwd=pathlib.Path(__file__).parent.parent, env=env, capture_output=True, text=True,
       timeout=900)
   assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-  assert re.search(r'^8 passed', r.stdout, re.M), r.stdout[-1000:]
+  assert re.search(r'^9 passed', r.stdout, re.M), r.stdout[-1000:]
