@@ -47,3 +47,14 @@ def _xla_optimization(request):
     yield
   finally:
     jax.config.update('jax_disable_most_optimizations', before)
+
+
+def one_line_error(r, *words):
+  """A command-line tool refused bad input as it should: exit code 2 and one
+  `fsig-jax: error:` line holding every one of `words`, no traceback."""
+  assert r.returncode == 2, r.stdout + r.stderr
+  assert 'Traceback' not in r.stderr
+  lines = [l for l in r.stderr.splitlines() if l.startswith('fsig-jax: error:')]
+  assert len(lines) == 1, r.stderr
+  for w in words:
+    assert w in lines[0], (w, lines[0])

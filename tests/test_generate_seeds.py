@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import fsig_jax
-from conftest import ROOT
+from conftest import ROOT, one_line_error
 from engine_utils import tiny_bundle
 from fsig_jax.errors import ConfigError
 from fsig_jax.utils.cli import parse_seeds
@@ -19,15 +19,6 @@ PAD = 2  # fsig_jax.utils.images.make_grid's padding
 def run(*args):
   return subprocess.run([sys.executable, 'launch/generate.py', *args], cwd=ROOT,
                         capture_output=True, text=True, timeout=300)
-
-
-def one_line_error(r, *words):
-  assert r.returncode == 2, r.stdout + r.stderr
-  assert 'Traceback' not in r.stderr
-  lines = [l for l in r.stderr.splitlines() if l.startswith('fsig-jax: error:')]
-  assert len(lines) == 1, r.stderr
-  for w in words:
-    assert w in lines[0], (w, lines[0])
 
 
 def ada_uint8(x):

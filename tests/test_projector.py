@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import fsig_jax
-from conftest import ROOT
+from conftest import ROOT, one_line_error
 from engine_utils import tiny_bundle
 from fsig_jax.data.images import load_image_files
 from fsig_jax.errors import DataError
@@ -22,15 +22,6 @@ from fsig_jax.metrics import lpips
 def run(script, *args):
   return subprocess.run([sys.executable, f'launch/{script}.py', *args], cwd=ROOT,
                         capture_output=True, text=True, timeout=300)
-
-
-def one_line_error(r, *words):
-  assert r.returncode == 2, r.stdout + r.stderr
-  assert 'Traceback' not in r.stderr
-  lines = [l for l in r.stderr.splitlines() if l.startswith('fsig-jax: error:')]
-  assert len(lines) == 1, r.stderr
-  for w in words:
-    assert w in lines[0], (w, lines[0])
 
 
 @pytest.fixture(scope='module')
