@@ -1,0 +1,114 @@
+"""Export to rosinality/stylegan2-pytorch's .pt: the reverse of convert/rosinality.py.
+
+The reference for names, order, shapes and buffer values is a file written by
+rosinality's own code: ../shared/conformance/rosinality_32px.pt (torch.save of
+its Generator/Discriminator state dicts). Its model.py is not imported here:
+`op/` JIT-compiles CUDA extensions at import.
+"""
+import dataclasses
+import subprocess
+import sys
+import zipfile
+
+import jax
+import numpy as np
+import pytest
+
+import fsig_jax
+from conftest import ROOT, shared_path
+from engine_utils import TINY, leaves_with_paths
+from fsig_jax.convert import rosinality, torch_writer
+from fsig_jax.convert.torch_file import load_torch_file
+from fsig_jax.models.bundle import ModelBundle, init_bundle
+from fsig_jax.models.progan import ProGANConfig
+
+
+def _bundle(cfg=TINY):
+  """A tiny bundle whose G, G_ema, D, noise and w_avg are all different random arrays
+  (shapes from init_bundle traced abstractly: nothing is compiled)."""
+  shapes = jax.eval_shape(lambda: init_bundle(cfg, jax.random.PRNGKey(0)).nets)
+  rng = np.random.default_rng(1)
+  nets = jax.tree.map(lambda x: rng.standard_normal(x.shape).astype(np.float32), shapes)
+  return ModelBundle(config=cfg, nets=nets, source='test')
+
+
+def test_matches_rosinality_state_dicts_written_by_its_code(tmp_path):
+  path = shared_path('conformance', 'rosinality_32px.pt')
+  original = load_torch_file(path)
+  ckpt = rosinality.export_checkpoint(fsig_jax.load_pretrained(path))
+  for net in ('g_ema', 'g', 'd'):
+    want, got = original[net], ckpt[net]
+    assert list(got) == list(want), net  # same names in state_dict() order
+    for name, value in want.items():  # weights, noise buffers and blur kernels
+      assert got[name].dtype == np.float32 and got[name].shape == value.shape, (net, name)
+      np.testing.assert_array_equal(got[name], value, err_msg=f'{net}.{name}')
+
+
+def test_export_then_load_is_bit_exact(tmp_path):
+  bundle = _bundle()
+  path = torch_writer.save(rosinality.export_checkpoint(bundle), tmp_path / 'model.pt')
+  back = fsig_jax.load_pretrained(path)
+  assert back.config == dataclasses.replace(bundle.config, mapping_hidden=TINY.w_dim)
+  want, got = leaves_with_paths(bundle.nets), leaves_with_paths(back.nets)
+  assert set(got) == set(want)
+  # rosinality keeps one latent_avg (G_ema's w_avg); G reads it back too.
+  g_w_avg = "['G']['buffers']['w_avg']"
+  want[g_w_avg] = want["['G_ema']['buffers']['w_avg']"]
+  for name in want:
+    np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+  # Storages start on 64-byte boundaries, as torch.save writes them.
+  with zipfile.ZipFile(path) as zf:
+    for info in zf.infolist():
+      if '/data/' in info.filename:
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+        assert start % 64 == 0, info.filename
+
+
+def test_torch_loads_it_with_weights_only(tmp_path):
+  torch = pytest.importorskip('torch')
+  bundle = _bundle()
+  ckpt = rosinality.export_checkpoint(bundle, nets=('G_ema', 'D'))
+  path = torch_writer.save(ckpt, tmp_path / 'model.pt')
+  for mmap in (False, True):
+    loaded = torch.load(path, weights_only=True, mmap=mmap)
+    assert list(loaded) == ['g_ema', 'latent_avg', 'd']
+    np.testing.assert_array_equal(loaded['latent_avg'].numpy(),
+                                  bundle.nets['G_ema']['buffers']['w_avg'])
+    for net in ('g_ema', 'd'):
+      assert list(loaded[net]) == list(ckpt[net])
+      for name, value in ckpt[net].items():
+        t = loaded[net][name]
+        assert t.dtype == torch.float32 and tuple(t.shape) == value.shape, name
+        np.testing.assert_array_equal(t.numpy(), value, err_msg=name)
+
+
+def test_export_refuses_what_rosinality_cannot_build():
+  clamped = dataclasses.replace(TINY, g_conv_clamp=256.0)
+  with pytest.raises(fsig_jax.CheckpointError, match=r'g_conv_clamp is 256\.0'):
+    rosinality.export_checkpoint(_bundle(clamped))
+  wide = dataclasses.replace(TINY, z_dim=16)
+  with pytest.raises(fsig_jax.CheckpointError, match='one style_dim'):
+    rosinality.export_checkpoint(_bundle(wide))
+  progan = ModelBundle(config=ProGANConfig(16, (32, 32, 16), z_dim=32, d_hidden=32), nets={})
+  with pytest.raises(fsig_jax.CheckpointError, match='not a StyleGAN2'):
+    rosinality.export_checkpoint(progan)
+
+
+def _run(*args):
+  return subprocess.run([sys.executable, 'launch/export.py', *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_export_cli(tmp_path):
+  bundle = _bundle()
+  model = fsig_jax.save_bundle(bundle, str(tmp_path / 'model'))
+  out = tmp_path / 'out.pt'
+  r = _run(f'--checkpoint={model}', f'--out={out}', '--nets=g_ema,d')
+  assert r.returncode == 0, r.stderr
+  assert 'g_ema, d' in r.stdout and 'load_state_dict' in r.stdout
+  assert list(load_torch_file(out)) == ['g_ema', 'latent_avg', 'd']
+  again = _run(f'--checkpoint={model}', f'--out={out}')
+  assert again.returncode == 2 and 'pass --overwrite' in again.stderr
+  missing = _run(f'--checkpoint={tmp_path / "nope"}', f'--out={tmp_path / "x.pt"}')
+  assert missing.returncode == 2 and 'does not exist' in missing.stderr
+  assert 'Traceback' not in missing.stderr + again.stderr
