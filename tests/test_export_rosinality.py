@@ -23,7 +23,7 @@ from fsig_jax.models.bundle import ModelBundle, init_bundle
 from fsig_jax.models.progan import ProGANConfig
 
 
-def _bundle(cfg=TINY):
+def random_bundle(cfg=TINY):
   """A tiny bundle whose G, G_ema, D, noise and w_avg are all different random arrays
   (shapes from init_bundle traced abstractly: nothing is compiled)."""
   shapes = jax.eval_shape(lambda: init_bundle(cfg, jax.random.PRNGKey(0)).nets)
@@ -45,7 +45,7 @@ def test_matches_rosinality_state_dicts_written_by_its_code(tmp_path):
 
 
 def test_export_then_load_is_bit_exact(tmp_path):
-  bundle = _bundle()
+  bundle = random_bundle()
   path = torch_writer.save(rosinality.export_checkpoint(bundle), tmp_path / 'model.pt')
   back = fsig_jax.load_pretrained(path)
   assert back.config == dataclasses.replace(bundle.config, mapping_hidden=TINY.w_dim)
@@ -66,7 +66,7 @@ def test_export_then_load_is_bit_exact(tmp_path):
 
 def test_torch_loads_it_with_weights_only(tmp_path):
   torch = pytest.importorskip('torch')
-  bundle = _bundle()
+  bundle = random_bundle()
   ckpt = rosinality.export_checkpoint(bundle, nets=('G_ema', 'D'))
   path = torch_writer.save(ckpt, tmp_path / 'model.pt')
   for mmap in (False, True):
@@ -85,10 +85,10 @@ def test_torch_loads_it_with_weights_only(tmp_path):
 def test_export_refuses_what_rosinality_cannot_build():
   clamped = dataclasses.replace(TINY, g_conv_clamp=256.0)
   with pytest.raises(fsig_jax.CheckpointError, match=r'g_conv_clamp is 256\.0'):
-    rosinality.export_checkpoint(_bundle(clamped))
+    rosinality.export_checkpoint(random_bundle(clamped))
   wide = dataclasses.replace(TINY, z_dim=16)
   with pytest.raises(fsig_jax.CheckpointError, match='one style_dim'):
-    rosinality.export_checkpoint(_bundle(wide))
+    rosinality.export_checkpoint(random_bundle(wide))
   progan = ModelBundle(config=ProGANConfig(16, (32, 32, 16), z_dim=32, d_hidden=32), nets={})
   with pytest.raises(fsig_jax.CheckpointError, match='not a StyleGAN2'):
     rosinality.export_checkpoint(progan)
@@ -100,7 +100,7 @@ def _run(*args):
 
 
 def test_export_cli(tmp_path):
-  bundle = _bundle()
+  bundle = random_bundle()
   model = fsig_jax.save_bundle(bundle, str(tmp_path / 'model'))
   out = tmp_path / 'out.pt'
   r = _run(f'--checkpoint={model}', f'--out={out}', '--nets=g_ema,d')
