@@ -2,8 +2,10 @@
 
 The reference for names, order, shapes and buffer values is a file written by
 rosinality's own code: ../shared/conformance/rosinality_32px.pt (torch.save of
-its Generator/Discriminator state dicts). Its model.py is not imported here:
-`op/` JIT-compiles CUDA extensions at import.
+its Generator/Discriminator state dicts). Its model.py does not import as is
+(`op/` JIT-compiles CUDA extensions at import): with a checkout in
+$FSIG_ROSINALITY, one test stubs them as benchmarks/compare_torch.py does and
+runs the exported file through its Generator and Discriminator.
 """
 import dataclasses
 import subprocess
@@ -23,12 +25,12 @@ from fsig_jax.models.bundle import ModelBundle, init_bundle
 from fsig_jax.models.progan import ProGANConfig
 
 
-def random_bundle(cfg=TINY):
-  """A tiny bundle whose G, G_ema, D, noise and w_avg are all different random arrays
+def random_bundle(cfg=TINY, scale=1.0):
+  """A bundle whose G, G_ema, D, noise and w_avg are all different N(0, scale^2) arrays
   (shapes from init_bundle traced abstractly: nothing is compiled)."""
   shapes = jax.eval_shape(lambda: init_bundle(cfg, jax.random.PRNGKey(0)).nets)
   rng = np.random.default_rng(1)
-  nets = jax.tree.map(lambda x: rng.standard_normal(x.shape).astype(np.float32), shapes)
+  nets = jax.tree.map(lambda x: (scale * rng.standard_normal(x.shape)).astype(np.float32), shapes)
   return ModelBundle(config=cfg, nets=nets, source='test')
 
 
@@ -112,3 +114,51 @@ def test_export_cli(tmp_path):
   missing = _run(f'--checkpoint={tmp_path / "nope"}', f'--out={tmp_path / "x.pt"}')
   assert missing.returncode == 2 and 'does not exist' in missing.stderr
   assert 'Traceback' not in missing.stderr + again.stderr
+
+
+_ROSINALITY_CHECK = '''
+import importlib.util, sys
+import jax, numpy as np, torch
+sys.path[:0] = [ROOT, ROOT + "/tests"]
+spec = importlib.util.spec_from_file_location("compare_torch", ROOT + "/benchmarks/compare_torch.py")
+ct = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ct)
+model = ct._import_rosinality(CHECKOUT, "native", "cpu")  # CUDA ops stubbed, nothing compiled
+from fsig_jax.convert import rosinality, torch_writer
+from fsig_jax.models.config import StyleGAN2Config, rosinality_channels
+from test_export_rosinality import random_bundle
+ch = rosinality_channels(8, 2)
+bundle = random_bundle(StyleGAN2Config(8, ch, ch, z_dim=32, w_dim=32, n_mlp=2), scale=0.3)
+path = torch_writer.save(rosinality.export_checkpoint(bundle), OUT)
+ckpt = torch.load(path)  # as generate.py (weights_only by default)
+g = model.Generator(8, 32, 2, channel_multiplier=2).eval()
+g.load_state_dict(ckpt["g_ema"])  # strict, as generate.py
+d = model.Discriminator(8, channel_multiplier=2).eval()
+d.load_state_dict(ckpt["d"])
+z = np.random.default_rng(0).standard_normal((4, 32)).astype(np.float32)
+with torch.no_grad():
+  img, _ = g([torch.from_numpy(z)], randomize_noise=False)
+  logits = d(img).numpy()
+ours = np.transpose(np.asarray(bundle.generate(z, noise_mode="const")), (0, 3, 1, 2))
+ours_d = np.asarray(bundle.discriminate(np.transpose(img.numpy(), (0, 2, 3, 1))))
+assert np.abs(img.numpy()).max() > 0.05 and np.abs(logits).max() > 0.05
+print("max diff", np.abs(ours - img.numpy()).max(), np.abs(ours_d - logits).max())
+assert np.abs(ours - img.numpy()).max() < 1e-4 and np.abs(ours_d - logits).max() < 1e-4
+'''
+
+
+def test_rosinality_code_loads_and_runs_the_export(tmp_path):
+  """With a rosinality/stylegan2-pytorch checkout in $FSIG_ROSINALITY (never vendored):
+  its Generator / Discriminator load the exported state dicts strictly, as generate.py
+  does, and give our images and logits (its CUDA ops stubbed as in
+  benchmarks/compare_torch.py; in a subprocess, which keeps its absl flags apart)."""
+  import os  # pylint: disable=g-import-not-at-top
+  checkout = os.environ.get('FSIG_ROSINALITY')
+  if not checkout:
+    pytest.skip('set FSIG_ROSINALITY to a rosinality/stylegan2-pytorch checkout')
+  pytest.importorskip('torch')
+  code = (f'ROOT, CHECKOUT, OUT = {str(ROOT)!r}, {checkout!r}, {str(tmp_path / "m.pt")!r}\n'
+          + _ROSINALITY_CHECK)
+  r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+                     timeout=600, check=False)
+  assert r.returncode == 0, r.stderr[-3000:]
