@@ -405,3 +405,17 @@ def test_paper_configs_evaluate_with_supplied_folder_and_weights():
     assert c.eval.num_samples == 5000 and c.eval.reference == ''
     assert c.eval.inception_weights == '' and c.eval.few_shot == 'auto'
   assert run_config.default_config().eval.inception_weights == ''
+
+
+def test_eval_cli_reads_inception_weights_from_the_run_config(workdir, tmp_path):
+  wd, _ = workdir
+  copy = tmp_path / 'wd'
+  shutil.copytree(wd, copy, ignore=shutil.ignore_patterns('checkpoints', 'eval'))
+  cfg = json.loads((copy / 'config.json').read_text())
+  cfg['eval']['inception_weights'] = str(tmp_path / 'from_config.pth')
+  (copy / 'config.json').write_text(json.dumps(cfg))
+  r = run('launch/eval.py', f'--workdir={copy}', '--num_samples=2')
+  assert r.returncode == 2 and 'from_config.pth: no such file' in r.stderr, r.stderr[-2000:]
+  r = run('launch/eval.py', f'--workdir={copy}', '--num_samples=2', '--metrics=kid',
+          f'--inception_weights={tmp_path / "from_flag.pth"}')
+  assert r.returncode == 2 and 'from_flag.pth: no such file' in r.stderr, r.stderr[-2000:]
