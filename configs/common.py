@@ -102,6 +102,29 @@ def offline_eval(c, target: str):
   return c
 
 
+def paper_eval(c):
+  """The papers' FID protocol for a user-supplied target set (configs/paper_*.py, and the
+  rick_* / adam_* configs built on them).
+
+  CDC (Ojha et al. 2021, Sec. 4) scores 5,000 generated images against the target
+  set's images other than the 10 training shots, with the TF Inception-v3 of
+  standard FID; RICK and AdAM follow it. Supply the folder and pytorch-fid's
+  weights file to get that:
+    --config.eval.reference=DIR   (the target's images other than the 10 shots)
+    --config.eval.inception_weights=pt_inception-2015-12-05-6726825d.pth
+  then `launch/eval.py --workdir=...` reads them from the run's config (or add
+  --config.eval_every=N to score during training). Without them the scores fall
+  back to FID-VGG against the 10 shots (labelled so). intra-LPIPS is computed
+  around the shots on the same 5,000 samples (CDC uses 1,000: pass
+  --num_samples=1000 to launch/eval.py for its number).
+  """
+  c.eval.num_samples = 5000
+  c.eval.reference = ''
+  c.eval.inception_weights = ''
+  c.eval.few_shot = 'auto'
+  return c
+
+
 # ---------------------------------------------------------------- the GPD student
 # Paired data of the translation students (fsig_jax/data/pairs.py).
 PAIRS = {'anime_sketch': 'derived:anime_sketch',

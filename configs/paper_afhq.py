@@ -4,7 +4,9 @@
       --config.model.checkpoint=ffhq256.pt --config.data.source=data/afhq_cat_10 --workdir=runs/x
 
 Users provide the FFHQ 256 checkpoint and 10 AFHQ images of the chosen class
-(the 10-shot subsets RICK and AdAM publish).
+(the 10-shot subsets RICK and AdAM publish). Paper-comparable FID / KID: add
+--config.eval.reference=DIR (the class's images other than the 10 shots) and
+--config.eval.inception_weights=PTH (pytorch-fid's weights; common.paper_eval).
 """
 from configs import common
 from fsig_jax.errors import ConfigError
@@ -23,4 +25,4 @@ def get_config(arg: str = 'tgan,cat'):
   c.steps = 2500
   c.checkpoint_every = 500
   c.sample_every = 500
-  return c
+  return common.paper_eval(c)

@@ -8,6 +8,10 @@ used by CDC, or any FFHQ 256 .pt/.pkl) and the 10 target images (the CDC
 10-shot sets: babies, sunglasses, sketches, ...). Paths default to
 checkpoints/ffhq256.pt and data/<target>; a missing one is reported with how
 to get it. CDC trains 5000 iterations with batch 4 (its README, --iter 5002).
+
+Paper-comparable FID / KID (5,000 samples against the target's images other
+than the 10 shots, on pytorch-fid's Inception): add
+--config.eval.reference=DIR --config.eval.inception_weights=PTH (common.paper_eval).
 """
 from configs import common
 
@@ -25,4 +29,4 @@ def get_config(arg: str = 'cdc,babies'):
   c.steps = 5000
   c.checkpoint_every = 500
   c.sample_every = 500
-  return c
+  return common.paper_eval(c)

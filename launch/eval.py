@@ -1,8 +1,10 @@
-"""Evaluate a trained model: FID-VGG / KID-VGG and intra-LPIPS, plus a sample grid.
+"""Evaluate a trained model: FID-VGG / KID-VGG (or FID / KID) and intra-LPIPS, plus a grid.
 
   python launch/eval.py --workdir=runs/cdc_sketch                # newest model/checkpoint
   python launch/eval.py --workdir=runs/pretrain_anime64 --step=5000 --num_samples=2000
   python launch/eval.py --checkpoint=model.pkl --reference=data/test --few_shot=data/10shot
+  python launch/eval.py --checkpoint=model.pkl --reference=data/babies_test --metrics=fid,kid \
+      --inception_weights=pt_inception-2015-12-05-6726825d.pth --num_samples=5000
 
 Writes WORKDIR/eval/metrics_step{N}.json (or --out) and a PNG grid of the first
 evaluated samples beside it. With --workdir the data default to the run's
@@ -11,7 +13,10 @@ config (config.eval, else from config.data.source): a derived target
 'derived:NAME:test' and is the intra-LPIPS set; a real 10-shot folder has no
 test set, so FID-VGG is against its 10 images (the JSON says which, in
 'reference_kind'). FID-VGG uses VGG16 features and is not comparable with
-published (Inception) FIDs. A running training workdir can be evaluated at any
+published (Inception) FIDs; with --inception_weights (pytorch-fid's weights
+file, read without torch; default config.eval.inception_weights) the numbers
+are standard FID / KID on Inception-v3 (pool3), as pytorch-fid computes them.
+A running training workdir can be evaluated at any
 time (the newest finished checkpoint is read; nothing in the workdir but eval/
 is written).
 """
@@ -43,8 +48,11 @@ FEW_SHOT = flags.DEFINE_string('few_shot', 'auto', 'the few-shot training images
 NUM = flags.DEFINE_integer('num_samples', None, 'generated samples (default: config.eval.'
                            f'num_samples, else {evaluate.DEFAULT_NUM_SAMPLES})')
 SEED = flags.DEFINE_integer('seed', 0, 'seeds latents and noise (same seed, same latents)')
-METRICS = flags.DEFINE_string('metrics', 'auto', "comma-separated fid_vgg,kid_vgg,intra_lpips; "
-                              "'auto': all the data allows")
+METRICS = flags.DEFINE_string('metrics', 'auto', 'comma-separated fid,kid,intra_lpips (fid_vgg, '
+                              "kid_vgg name the VGG16 ones); 'auto': all the data allows")
+INCEPTION = flags.DEFINE_string('inception_weights', None, "pytorch-fid's pt_inception-2015-12-"
+                                '05-*.pth (or .npz): FID/KID on Inception-v3, comparable with '
+                                "papers (default: config.eval.inception_weights; '': VGG16)")
 OUT = flags.DEFINE_string('out', None, 'metrics JSON (default WORKDIR/eval/metrics_step{N}.json, '
                           'or eval/metrics_{name}.json for --checkpoint)')
 GRID = flags.DEFINE_integer('grid', 32, 'samples in the PNG grid written beside the JSON (0: none)')
@@ -65,7 +73,7 @@ def _load_model():
   if STEP.value is not None:
     fail('--step needs --workdir (a model file has no steps)')
   if REFERENCE.value == 'auto' and FEW_SHOT.value == 'auto':
-    fail('--checkpoint needs --reference=IMAGES (FID-VGG, KID-VGG) and/or --few_shot=IMAGES '
+    fail('--checkpoint needs --reference=IMAGES (FID, KID) and/or --few_shot=IMAGES '
          '(intra-LPIPS): a model file does not say what it was trained on')
   if not os.path.exists(path):
     fail(f'--checkpoint {path} does not exist')
@@ -100,11 +108,15 @@ def main(argv):
     res = bundle.config.resolution
     ref_src = evaluate.as_source(reference, res)
     few_src = evaluate.as_source(few_shot, res)
-    print(f'evaluating {bundle.source}: {num} samples at {res}px (seed {SEED.value})',
-          flush=True)
+    weights = INCEPTION.value
+    if weights is None:
+      weights = (cfg.get('eval') or {}).get('inception_weights', '')
+    extractor = evaluate.feature_extractor(weights)
+    print(f'evaluating {bundle.source}: {num} samples at {res}px (seed {SEED.value}, '
+          f'features {extractor.name})', flush=True)
     result = evaluate.evaluate(bundle, reference=ref_src, few_shot=few_src, num_samples=num,
                                seed=SEED.value, metrics=METRICS.value, cache_dir=cache or None,
-                               batch_size=BATCH.value)
+                               batch_size=BATCH.value, extractor=extractor)
   except (FsigError, ValueError) as err:
     fail(str(err))
   result = {'step': step, 'workdir': WORKDIR.value, 'checkpoint': CKPT.value, **result}

@@ -17,7 +17,7 @@ from engine_utils import leaves_with_paths, tiny_bundle, tiny_images
 from test_engine_loop import tiny_config
 from fsig_jax import run as run_lib
 from fsig_jax.convert.errors import CheckpointError
-from fsig_jax.convert.load import load_pretrained
+from fsig_jax.convert.load import load_pretrained, save_bundle as fsig_jax_save_bundle
 from fsig_jax.engine import export, loop, run_config
 from fsig_jax.metrics import evaluate, features, fid, image_sources
 from fsig_jax.utils.images import to_uint8
@@ -339,3 +339,84 @@ def test_fsig_table_tiny(tmp_path):
     table.run_table(tiny_bundle(), methods=['tgan'], targets=['babies'], seeds=[0], steps=3,
                     num_samples=16, out=str(out), grid_cols=4, eval_batch_size=BATCH,
                     hparams={'d_reg_every': 2, 'g_reg_every': 2})
+
+
+# ------------------------------------------------------- paper-comparable FID / KID (Inception)
+
+
+def _inception_file(tmp_path):
+  """A file in pytorch-fid's weight layout (torch.save of the state dict), random weights."""
+  import torch_writer  # pylint: disable=g-import-not-at-top
+  from fsig_jax.metrics import inception  # pylint: disable=g-import-not-at-top
+  from goldens.make_inception_golden import random_state_dict  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'pt_inception-2015-12-05-test.pth'
+  torch_writer.save(random_state_dict(inception.expected_state_dict_shapes()), path)
+  return path
+
+
+def test_fid_kid_on_inception_from_pytorch_fid_weights(tmp_path):
+  """feature_extractor(weights file) scores 'KID' / 'FID' (no VGG label or note); KID
+  equals kid computed by hand on the extractor's features of the same samples. (FID
+  itself is not computed here: a 2048-d sqrtm costs about a minute on a small CPU.)"""
+  from fsig_jax.metrics import kid  # pylint: disable=g-import-not-at-top
+  from test_export_rosinality import random_bundle  # pylint: disable=g-import-not-at-top
+  ext = evaluate.feature_extractor(_inception_file(tmp_path))
+  assert ext.name == 'inception-v3-fid-2015-12-05' and ext.label == 'FID'
+  assert evaluate.feature_extractor('').name == features.VGG16_NAME
+  bundle, ref = random_bundle(), tiny_images(2, seed=7)  # (no init to compile)
+  assert evaluate.resolve_metrics('fid,kid', ext, evaluate.as_source(ref, 16), None) == (
+      'fid', 'kid')
+  r = evaluate.evaluate(bundle, reference=ref, num_samples=2, metrics='kid', batch_size=2,
+                        extractor=ext)
+  assert r['metrics'] == ['KID'] and r['feature_network'] == ext.name
+  assert not any('VGG' in n for n in r.get('notes', []))
+  samples = evaluate.generate_samples(bundle, evaluate.sample_latents(bundle, 2, 0), 0, 2)
+  gen = features.extract_features(ext, samples, 2)
+  real = features.extract_features(ext, ref, 2)
+  assert r['KID'] == pytest.approx(kid.kernel_inception_distance(gen, real, seed=0), rel=1e-5)
+  with pytest.raises(ValueError, match="'fid_vgg' means VGG16 features"):
+    evaluate.evaluate(bundle, reference=ref, num_samples=2, metrics='fid_vgg', extractor=ext)
+
+
+def test_inception_weights_setting_is_checked_before_training(tmp_path):
+  from test_export_rosinality import random_bundle  # pylint: disable=g-import-not-at-top
+  c = tiny_config(2, eval_every=1)
+  c.eval.inception_weights = str(tmp_path / 'pt_inception.pth')
+  with pytest.raises(run_config.ConfigError,
+                     match=r'config.eval: Inception weights .*pt_inception.pth: no such file'):
+    loop.train(c, str(tmp_path / 'wd'), bundle=random_bundle(), images=tiny_images(8))
+  r = run('launch/eval.py', f'--workdir={tmp_path / "nope"}', '--inception_weights=x.pth')
+  assert r.returncode == 2 and 'Traceback' not in r.stderr
+  png = write_pngs(tmp_path / 'imgs', tiny_images(2))
+  model = tmp_path / 'model'
+  fsig_jax_save_bundle(random_bundle(), str(model))
+  r = run('launch/eval.py', f'--checkpoint={model}', f'--reference={png}', '--metrics=fid',
+          f'--inception_weights={tmp_path / "missing.pth"}')
+  assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+  assert 'missing.pth: no such file' in r.stderr
+
+
+def test_paper_configs_evaluate_with_supplied_folder_and_weights():
+  """configs/paper_*.py (and rick_* / adam_* built on them): 5,000 samples; the
+  reference folder and the Inception weights are the user's to supply."""
+  sys.path.insert(0, str(ROOT))
+  from configs import adam_babies, paper_afhq, paper_ffhq256, rick_afhq_cat  # pylint: disable=g-import-not-at-top
+  for c in (paper_ffhq256.get_config('cdc,babies'), paper_afhq.get_config('tgan,cat'),
+            rick_afhq_cat.get_config(''), adam_babies.get_config()):
+    assert c.eval.num_samples == 5000 and c.eval.reference == ''
+    assert c.eval.inception_weights == '' and c.eval.few_shot == 'auto'
+  assert run_config.default_config().eval.inception_weights == ''
+
+
+def test_eval_cli_reads_inception_weights_from_the_run_config(workdir, tmp_path):
+  wd, _ = workdir
+  copy = tmp_path / 'wd'
+  shutil.copytree(wd, copy, ignore=shutil.ignore_patterns('checkpoints', 'eval'))
+  cfg = json.loads((copy / 'config.json').read_text())
+  cfg['eval']['inception_weights'] = str(tmp_path / 'from_config.pth')
+  (copy / 'config.json').write_text(json.dumps(cfg))
+  r = run('launch/eval.py', f'--workdir={copy}', '--num_samples=2')
+  assert r.returncode == 2 and 'from_config.pth: no such file' in r.stderr, r.stderr[-2000:]
+  r = run('launch/eval.py', f'--workdir={copy}', '--num_samples=2', '--metrics=kid',
+          f'--inception_weights={tmp_path / "from_flag.pth"}')
+  assert r.returncode == 2 and 'from_flag.pth: no such file' in r.stderr, r.stderr[-2000:]

@@ -42,3 +42,45 @@ def test_metric_labels():
   assert features.metric_label("vgg16-lpips", "KID") == "KID-VGG"
   assert features.metric_label("inception-v3-fid-2015-12-05") == "FID"
   assert features.metric_label("clip-vit-b32") == "FID[clip-vit-b32]"
+
+
+def test_vgg16_features_match_an_independent_torch_computation():
+  """relu5_3 spatial means recomputed with torch's own ops from the same weights: the
+  VGG16 "D" layer list of torchvision's `vgg16().features[:30]` (13 3x3 convs with
+  padding 1 and ReLU, 2x2 max pools after conv 2, 4, 7, 10; relu5_3 is the last ReLU),
+  LPIPS's ScalingLayer constants (richzhang/PerceptualSimilarity, lpips/lpips.py
+  ScalingLayer), and F.interpolate (bilinear, half-pixel) for inputs below 64 px."""
+  torch = pytest.importorskip("torch")
+  fn = torch.nn.functional
+  from fsig_jax.metrics import lpips as lpips_lib  # pylint: disable=g-import-not-at-top
+  trunk = lpips_lib.lpips_params("vgg")["VGG16_0"]
+  convs = [trunk[f"Conv_{i}"] for i in range(13)]
+  assert len(trunk) == 13
+  shift = torch.tensor([-.030, -.088, -.188]).view(1, 3, 1, 1)
+  scale = torch.tensor([.458, .448, .450]).view(1, 3, 1, 1)
+  layers = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
+
+  def reference(images):
+    x = torch.from_numpy(np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2))))
+    if x.shape[-1] < 64:
+      x = fn.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
+    x = (x - shift) / scale
+    k = 0
+    for layer in layers:
+      if layer == "M":
+        x = fn.max_pool2d(x, 2, 2)
+        continue
+      w = torch.from_numpy(np.ascontiguousarray(np.transpose(np.asarray(convs[k]["kernel"]),
+                                                             (3, 2, 0, 1))))
+      assert w.shape[0] == layer
+      x = fn.relu(fn.conv2d(x, w, torch.from_numpy(np.array(convs[k]["bias"])), padding=1))
+      k += 1
+    return x.mean(dim=(2, 3)).numpy()
+
+  ext = features.vgg16_features()
+  for size in (64, 32):
+    imgs = _images(2, size, seed=size)
+    want = reference(imgs)
+    got = np.asarray(ext(imgs))
+    assert np.abs(want).max() > 0.1
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

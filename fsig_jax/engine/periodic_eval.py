@@ -36,10 +36,12 @@ class PeriodicEval:
       reference, few_shot = evaluate.default_sources(data, e.reference, e.few_shot)
       self.reference = evaluate.as_source(reference, resolution)
       self.few_shot = evaluate.as_source(few_shot, resolution)
-      self.metrics = evaluate.resolve_metrics(None if e.metrics == 'auto' else e.metrics, None,
-                                              self.reference, self.few_shot)
+      self.extractor = evaluate.feature_extractor(e.get('inception_weights', ''))
+      self.metrics = evaluate.resolve_metrics(None if e.metrics == 'auto' else e.metrics,
+                                              self.extractor, self.reference, self.few_shot)
       if 'fid' in self.metrics and self.num_samples < 2:
-        raise ValueError(f'num_samples must be at least 2 for FID-VGG, got {self.num_samples}')
+        raise ValueError(f'num_samples must be at least 2 for {self.extractor.label}, got '
+                         f'{self.num_samples}')
     except (DataError, ValueError) as err:
       raise ConfigError(f'config.eval: {err}') from None
     when = (f'every {self.every} steps and at the last step' if self.every < config.steps
@@ -60,7 +62,7 @@ class PeriodicEval:
     result = evaluate.evaluate(bundle, reference=self.reference, few_shot=self.few_shot,
                                num_samples=self.num_samples, seed=self.seed,
                                metrics=self.metrics, cache_dir=self.cache_dir,
-                               batch_size=self.batch_size)
+                               batch_size=self.batch_size, extractor=self.extractor)
     result = {'step': int(step), **result}
     os.makedirs(os.path.dirname(self.path), exist_ok=True)
     with open(self.path, 'a') as f:

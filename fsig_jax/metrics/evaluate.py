@@ -16,7 +16,8 @@ Protocol:
     a reference set's, by default with `features.vgg16_features()` (relu5_3 of
     the LPIPS VGG16 trunk). These are labeled "FID-VGG" / "KID-VGG" everywhere
     because they are NOT comparable with published Inception FIDs; pass
-    `extractor=inception.inception_features(path)` for standard FID / KID.
+    `extractor=feature_extractor(path)` with pytorch-fid's Inception weights
+    file for standard FID / KID (reported as 'FID' / 'KID').
     The reference is a held-out set (a folder, an array, `derived:NAME:test`)
     or, when there is none, the few-shot training images themselves (then the
     result says so: `reference_kind = 'few-shot training images'`). Reference
@@ -46,6 +47,7 @@ from fsig_jax.data import targets
 from fsig_jax.data.images import DataError, list_image_files, load_image_files
 from fsig_jax.metrics import features as features_lib
 from fsig_jax.metrics import fid as fid_lib
+from fsig_jax.metrics import inception as inception_lib
 from fsig_jax.metrics import intra_lpips as intra_lpips_lib
 from fsig_jax.metrics import kid as kid_lib
 # Re-exported: callers use evaluate.ImageSource / as_source / summary / json_ready / scalars.
@@ -67,6 +69,18 @@ REF_FEW_SHOT = 'few-shot training images'
 REF_STATS = 'statistics file'
 VGG_NOTE = ('FID-VGG / KID-VGG use VGG16 features (relu5_3 of the LPIPS trunk), not '
             'Inception-v3: compare them only with each other, never with published FIDs.')
+
+
+def feature_extractor(inception_weights: Union[None, str, os.PathLike] = None
+                      ) -> features_lib.FeatureExtractor:
+  """The FID / KID network: FID's Inception-v3 (`inception.inception_features`) from
+  pytorch-fid's weights file when a path is given, else VGG16 ('FID-VGG').
+
+  Raises CheckpointError naming the file when the weights cannot be read.
+  """
+  if inception_weights:
+    return inception_lib.inception_features(os.fspath(inception_weights))
+  return features_lib.vgg16_features()
 
 
 def sample_latents(bundle, num: int, seed: int) -> jax.Array:

