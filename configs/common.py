@@ -37,6 +37,10 @@ ALIASES = {
     # KD-FSIG's ablation rows (configs/kd_fsig.py has them for the paper setup too).
     'kd_ssim_a': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['ssim_a']}),
     'kd_momentum': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['momentum']}),
+    # DCL's paper row: the official DCL model.py ships CDC's patch discriminator and
+    # patch head (PatchGAN, Extra), so DCL runs on CDC's anchors + patch-level D with
+    # DCL's contrastive terms instead of CDC's distance consistency (methods/dcl.py).
+    'dcl_paper': dict(names='dcl,cdc', kwargs={'cdc': dict(kl_wt=0.0)}),
 }
 
 # Held-out references for ten-shot sets that have none of their own: other real

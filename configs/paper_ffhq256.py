@@ -12,13 +12,22 @@ to get it. CDC trains 5000 iterations with batch 4 (its README, --iter 5002).
 Paper-comparable FID / KID (5,000 samples against the target's images other
 than the 10 shots, on pytorch-fid's Inception): add
 --config.eval.reference=DIR --config.eval.inception_weights=PTH (common.paper_eval).
+
+'dcl' here is DCL's paper row, the alias 'dcl_paper' of configs/common.py
+(dcl composed with CDC's anchors and patch-level D, cdc kl_wt=0), because the
+official DCL model.py ships CDC's patch discriminator (fsig_jax/methods/dcl.py,
+"Paper configuration"); 'dcl+tgan' gives DCL alone.
 """
 from configs import common
 
 
+# Methods whose paper row is a composition (configs/common.py ALIASES).
+PAPER_ROWS = {'dcl': 'dcl_paper'}
+
+
 def get_config(arg: str = 'cdc,babies'):
   method, target = common.split_arg(arg, 'METHOD,TARGET')
-  c = common.base(method)
+  c = common.base(PAPER_ROWS.get(method, method))
   c.model.checkpoint = 'checkpoints/ffhq256.pt'
   c.model.resolution = 256
   c.model.description = ('the FFHQ 256px StyleGAN2 source model (rosinality 550000.pt from '

@@ -88,14 +88,52 @@ def bundle():
   return fast_compile(init, jax.random.PRNGKey(0))(jax.random.PRNGKey(0))
 
 
+def official_d_taps(cfg):
+  """(spatial size, channels) of each map model.py `Discriminator.forward` puts in
+  `feat` (l. 675-707), transcribed from its constructor: convs = [ConvLayer(3,
+  channels[size], 1)] + [ResBlock(channels[2**i], channels[2**(i-1)]) for i in
+  log2(size)..3]; ResBlock.conv1 keeps size and width, conv2 halves the size and
+  has the out width; final_conv is 4x4 with channels[4]."""
+  ch, size = cfg.d_width, cfg.resolution
+  taps = [(size, ch(size))]
+  for i in range(int(np.log2(size)), 2, -1):
+    taps += [(2 ** i, ch(2 ** i)), (2 ** (i - 1), ch(2 ** (i - 1)))]
+  return taps + [(4, ch(4))]
+
+
+@pytest.mark.parametrize('res', [16, 256])
+def test_d_taps_are_the_official_feat_list(res):
+  from fsig_jax.models.config import StyleGAN2Config, rosinality_channels
+  from fsig_jax.models.stylegan2 import Discriminator
+  cfg = TINY if res == 16 else StyleGAN2Config(256, rosinality_channels(256, 2),
+                                               rosinality_channels(256, 2))
+  names = default_d_layers(res)
+  want = official_d_taps(cfg)
+  assert len(names) == len(want) == 1 + 2 * (int(np.log2(res)) - 2) + 1
+  img = jax.ShapeDtypeStruct((2, res, res, 3), jnp.float32)
+  D = Discriminator(cfg)
+  dv = jax.eval_shape(lambda: D.init(jax.random.PRNGKey(0), img))
+  _, feats = jax.eval_shape(lambda v, x: D.apply(v, x, return_features=True), dv, img)
+  assert [feats[n].shape for n in names] == [(2, s, s, c) for s, c in want]
+  assert names[0] == f'b{res}.fromrgb' and names[-1] == 'b4.conv'
+  # Per resolution: fromRGB + conv1 at full size, conv2 + the next conv1 below, final conv at 4.
+  per_size = {s: sum(1 for n in names if feats[n].shape[1] == s) for s, _ in want}
+  assert per_size == {s: 2 for s, _ in want}
+
+
 def test_layers_are_the_official_ones_and_checked(bundle):
   assert default_g_layers(16) == ('b4.conv1', 'b8.conv0', 'b8.conv1', 'b16.conv0', 'b16.conv1')
-  assert default_d_layers(16) == ('b16', 'b8', 'b4.conv')
+  assert default_d_layers(16) == ('b16.fromrgb', 'b16.conv0', 'b16.conv1', 'b8.conv0',
+                                  'b8.conv1', 'b4.conv')
+  assert default_d_layers(16, 'blocks') == ('b16', 'b8', 'b4.conv')
   ictx = InitContext(bundle, None, jax.random.PRNGKey(0), tiny_hparams(), Models(TINY))
   assert dcl().init(ictx) == MethodInit()  # no state, no trainable heads
   for bad in (dict(g_layers=['b8.img']), dict(d_layers=['b32']), dict(d_layers=[])):
     with pytest.raises(ValueError, match='layers must be a non-empty subset'):
       dcl(**bad).init(ictx)
+  dcl(d_layers=['b16.fromrgb', 'b8', 'b4.fc']).init(ictx)  # both sets mix
+  with pytest.raises(ValueError, match="d_layers must be one of .'official', 'blocks'"):
+    dcl(d_layers='convs')
   with pytest.raises(ValueError, match='at least 2 latents'):
     dcl(batch=1).init(ictx)
   with pytest.raises(ValueError, match='layer_mode'):
@@ -115,6 +153,7 @@ def direct(bundle):
       g['params'])
   hp = tiny_hparams()
   method, unshared = dcl(layer_mode='mean'), dcl(layer_mode='mean', share_noise=False)
+  blocks = dcl(layer_mode='mean', d_layers='blocks')
   real = jnp.asarray(tiny_images(hp.batch_size))
 
 
@@ -141,7 +180,17 @@ def direct(bundle):
     # The engine's (un-augmented) real features are reused when given.
     engine_feats = ctx.models.disc(d_net, real)[1]
     d_reused = method.d_terms(ctx_of(g_net, d_net, source, real, engine_feats), {})['dcl_d']
+    # The d term by hand: the same latents (d_terms' first key), the mean over the taps.
+    img_t, img_s = latent_pair(ctx, jax.random.split(ctx.key)[0], hp.batch_size)
+    by_hand = {}
+    for which in ('official', 'blocks'):
+      f_t, f_s, f_r = (ctx.models.disc(d_net, x)[1] for x in (img_t, img_s, real))
+      by_hand[which] = 0.5 * jnp.mean(jnp.stack([
+          discriminator_infonce(f_t[l], f_s[l], f_r[l], 0.07)
+          for l in default_d_layers(16, which)]))
     return {'shared': latent_pair(ctx, key, 3, share_noise=True, with_features=True),
+            'd_by_hand': by_hand,
+            'd_blocks': blocks.d_terms(ctx_of(g_net, d_net, source, real), {})['dcl_d'],
             'g_terms': terms, 'g_grad': g_grad, 'd_value': d_value, 'd_grad': d_grad,
             'd_reused': d_reused, 'g_term_unshared': unshared.g_terms(ctx, {})['dcl_g'],
             'moved': moved_pair}
@@ -176,6 +225,24 @@ def test_terms_reach_their_own_side(direct):
     grads = jax.tree.leaves(direct[side])
     assert all(np.isfinite(x).all() for x in grads)
     assert sum(float(jnp.sum(jnp.abs(x))) > 0 for x in grads) > len(grads) // 2, side
+
+
+def test_d_term_contrasts_the_chosen_taps(direct):
+  np.testing.assert_allclose(direct['d_value'], direct['d_by_hand']['official'], rtol=1e-5)
+  np.testing.assert_allclose(direct['d_blocks'], direct['d_by_hand']['blocks'], rtol=1e-5)
+  assert abs(float(direct['d_value']) - float(direct['d_blocks'])) > 1e-4  # the taps matter
+
+
+def test_paper_row_is_dcl_on_cdcs_patch_discriminator():
+  from configs import common, paper_ffhq256
+  from fsig_jax.methods.cdc import cdc
+  c = paper_ffhq256.get_config('dcl,babies')
+  assert c.method.names == 'dcl,cdc' and c.method.kwargs.cdc.kl_wt == 0
+  assert common.base('dcl').method.names == 'dcl'  # plain DCL elsewhere
+  assert paper_ffhq256.get_config('dcl+tgan,babies').method.names == 'dcl,tgan'
+  both = compose(dcl(), cdc(kl_wt=0.0))
+  assert [m.name for m in both.methods] == ['dcl', 'cdc']
+  assert cdc(kl_wt=0.0).g_terms(None, {}) == {}  # no distance consistency
 
 
 def test_three_engine_steps(bundle):

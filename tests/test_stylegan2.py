@@ -98,8 +98,37 @@ def test_features_cover_every_layer(g_vars):
   D = Discriminator(SMALL)
   dv = D.init(jax.random.PRNGKey(0), img)
   logits, dfeats = D.apply(dv, img, return_features=True)
-  assert set(dfeats) == {'b16', 'b8', 'b4.conv', 'b4.fc', 'logits'}
+  assert set(dfeats) == {'b16', 'b8', 'b4.conv', 'b4.fc', 'logits', 'b16.fromrgb',
+                         'b16.conv0', 'b16.conv1', 'b8.conv0', 'b8.conv1'}
   assert dfeats['b16'].shape == (2, 8, 8, 24) and logits.shape == (2, 1)
+
+
+def test_discriminator_inner_taps_are_rosinalitys_resblock_activations():
+  """'b{res}.conv0' / '.conv1' are rosinality ResBlock conv1 / conv2 outputs
+  (conv2 before the resnet sum's 1/sqrt(2)), recomputed here layer by layer
+  from the block's own parameters; the block output is (conv2 + skip) / sqrt(2)."""
+  from fsig_jax.nn.equalized import EqualConv2d
+  img = jax.random.uniform(jax.random.PRNGKey(1), (2, 16, 16, 3), minval=-1, maxval=1)
+  D = Discriminator(SMALL)
+  dv = D.init(jax.random.PRNGKey(2), img)
+  logits, f = D.apply(dv, img, return_features=True)
+  np.testing.assert_array_equal(logits, D.apply(dv, img))  # the taps change nothing
+  p = dv['params']
+  conv = lambda name, *a, **k: EqualConv2d(*a, name=name, **k)  # noqa: E731
+  x = conv('fromrgb', SMALL.d_width(16), 1, act='lrelu').apply(
+      {'params': p['b16']['fromrgb']}, img)
+  np.testing.assert_allclose(f['b16.fromrgb'], x, rtol=1e-5, atol=1e-6)
+  for res in (16, 8):
+    tmp, out, q = SMALL.d_width(res), SMALL.d_width(res // 2), p[f'b{res}']
+    c0 = conv('conv0', tmp, 3, act='lrelu').apply({'params': q['conv0']}, x)
+    c1 = conv('conv1', out, 3, down=2, act='lrelu').apply({'params': q['conv1']}, c0)
+    skip = conv('skip', out, 1, down=2, use_bias=False).apply({'params': q['skip']}, x)
+    np.testing.assert_allclose(f[f'b{res}.conv0'], c0, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(f[f'b{res}.conv1'], c1, rtol=1e-5, atol=1e-5)
+    x = (c1 + skip) / np.sqrt(2)
+    np.testing.assert_allclose(f[f'b{res}'], x, rtol=1e-5, atol=1e-5)
+    assert f[f'b{res}.conv0'].shape == (2, res, res, tmp)
+    assert f[f'b{res}.conv1'].shape == (2, res // 2, res // 2, out)
 
 
 def test_discriminator_rejects_wrong_image_size():

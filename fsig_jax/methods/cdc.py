@@ -214,7 +214,8 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
   """CDC with the official defaults (train.py argparse at commit f363dd42).
 
   Args:
-    kl_wt: weight of the distance-consistency KL (`--kl_wt 1000`).
+    kl_wt: weight of the distance-consistency KL (`--kl_wt 1000`); 0 drops
+      the term, leaving the anchors and the patch-level D.
     feat_const_batch: latents per distance-consistency term
       (`--feat_const_batch 4`).
     n_train: number of anchor latents (`--n_train 10`, meant to equal the
@@ -285,6 +286,8 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
     return jnp.where(is_anchor_step(ctx.step), logits, patches), feats
 
   def g_terms(ctx, mstate):
+    if kl_wt == 0:  # the patch D / anchors alone (DCL's paper row, methods/dcl.py)
+      return {}
     models, cfg = ctx.models, ctx.models.cfg
     keys = generator_feature_keys(cfg)
     kz, kind, ksrc, ktgt = jax.random.split(jax.random.fold_in(ctx.key, 1), 4)

@@ -28,14 +28,15 @@ spaces ("dual"):
   their numbers are transcribed from the authors' description and should be
   checked against the PDF; Eq. 1 is the fine-tuning GAN objective.)
 
-Official code. The authors' repository (yunqing-me/A-Closer-Look-at-FSIG)
-publishes only `model.py`, a fork of CDC's rosinality-based model whose
-networks return the features DCL contrasts: `Generator.forward(...,
-return_feats=True)` returns `feat_list`, the output of every StyledConv (the 4x4
-conv1, then conv0 and conv1 of every resolution, no ToRGB), and
-`Discriminator.forward` returns `feat`, the fromrgb output, the conv1 and conv2
-outputs of every ResBlock and the final 3x3 conv. The training script is not
-published, so the remaining details follow the paper's equations and, where the
+Official code. The authors' repository (yunqing-me/A-Closer-Look-at-FSIG,
+commit 7b837f3) publishes only `model.py`, a fork of CDC's rosinality-based
+model whose networks return the features DCL contrasts: `Generator.forward(...,
+return_feats=True)` returns `feat_list` (model.py l. 536-560), the output of
+every StyledConv (the 4x4 conv1, then conv0 and conv1 of every resolution, no
+ToRGB), and `Discriminator.forward` (l. 675-707) returns `feat`, the fromRGB
+output (l. 679-681), the conv1 and conv2 outputs of every ResBlock (l.
+683-686) and the final 3x3 conv (l. 702-703): 1 + 2 * (log2(R) - 2) + 1 maps,
+14 at 256 px. The training script is not published, so the remaining details follow the paper's equations and, where the
 paper is silent, the DCL baseline of btheodorou99/MRI2PET
 (src/baselines/models/dclGAN.py `compute_dcl_loss`,
 src/baselines/train_scripts/train_dclGAN.py `DCL_TAU`, `DCL_LAMBDA1`,
@@ -71,19 +72,39 @@ Choices of ours (the paper and the public code do not fix them):
     positive pair differs only by the adaptation of the weights and G_t = G_s
     gives identical features. rosinality's code (`randomize_noise=True`) draws
     independent noise per call; `share_noise=False` does that.
-  * Layers: our Flax discriminator exposes block outputs, not the conv0/conv1
-    activations inside a block, so the D layers are the resnet block outputs
-    'b{res}' and the epilogue conv 'b4.conv' (= the official final conv). The G
-    layers are exactly the official `feat_list`: 'b4.conv1', 'b{res}.conv0',
-    'b{res}.conv1'.
+  * Layers: the G layers are exactly the official `feat_list`: 'b4.conv1',
+    'b{res}.conv0', 'b{res}.conv1'. The D layers (`d_layers='official'`, the
+    default) are exactly the official `feat`: 'b{R}.fromrgb', then per block
+    'b{res}.conv0' and 'b{res}.conv1' (rosinality ResBlock conv1 / conv2,
+    models/stylegan2.py `DiscriminatorBlock`) and 'b4.conv' (the final conv).
+    `d_layers='blocks'` keeps this module's earlier taps, the resnet block
+    outputs 'b{res}' and 'b4.conv'.
   * The discriminator CL sees un-augmented images (DiffAugment's independent
     translations would break the spatial correspondence of the flattened maps);
     with hp.augment unset the engine's real features are reused.
 
+Paper configuration (our reading of model.py; the training script is not
+public). Beside `Discriminator`, model.py ships `PatchGAN` (l. 710-792), CDC's
+`Patch_Discriminator` with the contrastive `feat_list` added (same `forward(inp,
+ind, extra, flag, p_ind)` signature and early return on patch steps, l.
+749-774), and `Extra` (l. 795-809, "to apply the patch-level adversarial loss",
+l. 796), CDC's patch head. The official DCL model is thus CDC's adversarial
+set-up (anchor-region image D + patch-level D, CDC's "relaxed realism") with
+DCL's contrastive terms in place of CDC's distance consistency, which DCL's
+generator CL replaces. So DCL's paper row is `dcl` composed with `cdc` at
+`kl_wt=0`: configs/common.py ALIASES['dcl_paper'], which configs/paper_ffhq256.py
+uses for 'dcl'. Plain `dcl` (adversarial loss of plain TGAN) stays available.
+Two details of `PatchGAN.forward` we do not copy: its `feat_list` appends each
+block's conv2 output twice (l. 765 and l. 770) and leaves out the final conv
+(l. 788 commented out), and on patch steps it stops after the 16 px block (l.
+771-774); we contrast the `Discriminator.forward` list (l. 675-707) on a full
+un-augmented D pass, which `Discriminator` implies and which is the same on
+every step.
+
 Terms (logged by name): 'dcl_g' = lambda_1 * L_CL1 in the G loss and
 'dcl_d' = lambda_2 * L_CL2 in the D loss; a zero weight drops its term.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -95,6 +116,7 @@ TAU = 0.07      # train_dclGAN.py DCL_TAU.
 LAMBDA_G = 2.0  # train_dclGAN.py DCL_LAMBDA1 (generator CL, paper lambda_1).
 LAMBDA_D = 0.5  # train_dclGAN.py DCL_LAMBDA2 (discriminator CL, paper lambda_2).
 LAYER_MODES = ('random', 'mean')
+D_LAYER_SETS = ('official', 'blocks')
 
 
 # ------------------------------------------------------------------ pure losses
@@ -172,9 +194,21 @@ def default_g_layers(resolution: int) -> Tuple[str, ...]:
   return tuple(names)
 
 
-def default_d_layers(resolution: int) -> Tuple[str, ...]:
-  """Every resnet block output, from the input side, then the epilogue conv."""
-  return tuple(f'b{res}' for res in reversed(resolutions(resolution)[1:])) + ('b4.conv',)
+def default_d_layers(resolution: int, which: str = 'official') -> Tuple[str, ...]:
+  """The D taps, from the input side.
+
+  'official': model.py `Discriminator.forward` `feat` (l. 675-707): fromRGB,
+  each ResBlock's conv1 and conv2 (our 'b{res}.conv0' / 'b{res}.conv1'), the
+  final conv. 'blocks': every resnet block output 'b{res}', then 'b4.conv'.
+  """
+  blocks = list(reversed(resolutions(resolution)[1:]))
+  if which == 'blocks':
+    return tuple(f'b{res}' for res in blocks) + ('b4.conv',)
+  if which != 'official':
+    raise ValueError(f'dcl: d_layers must be one of {D_LAYER_SETS} or a list of D feature '
+                     f'keys, got {which!r}')
+  inner = [f'b{res}.{c}' for res in blocks for c in ('conv0', 'conv1')]
+  return (f'b{resolution}.fromrgb', *inner, 'b4.conv')
 
 
 def _check_layers(given, available, side):
@@ -211,7 +245,8 @@ def latent_pair(ctx, key: jax.Array, n: int, share_noise: bool = True,
 
 
 def dcl(lambda_g: float = LAMBDA_G, lambda_d: float = LAMBDA_D, tau: float = TAU,
-        g_layers: Optional[Sequence[str]] = None, d_layers: Optional[Sequence[str]] = None,
+        g_layers: Optional[Sequence[str]] = None,
+        d_layers: Union[str, Sequence[str]] = 'official',
         layer_mode: str = 'random', batch: Optional[int] = None,
         share_noise: bool = True) -> Method:
   """DCL as a method plug-in (see the module docstring for sources and choices).
@@ -222,8 +257,10 @@ def dcl(lambda_g: float = LAMBDA_G, lambda_d: float = LAMBDA_D, tau: float = TAU
     tau: InfoNCE temperature of both losses.
     g_layers: generator feature keys to contrast (default: every conv output,
       `default_g_layers`).
-    d_layers: discriminator feature keys (default: every block output and
-      'b4.conv', `default_d_layers`); 'b4.fc' is also allowed.
+    d_layers: discriminator taps: 'official' (default: fromRGB, every block's
+      conv0 and conv1, 'b4.conv', as model.py), 'blocks' (every block output
+      'b{res}' and 'b4.conv'), or a list of keys from both sets and 'b4.fc'
+      (`default_d_layers`).
     layer_mode: 'random' (one layer per step and side) or 'mean' (all layers).
     batch: latents per contrastive batch N (default hp.batch_size); needs >= 2
       so that every anchor has a negative.
@@ -233,10 +270,18 @@ def dcl(lambda_g: float = LAMBDA_G, lambda_d: float = LAMBDA_D, tau: float = TAU
     raise ValueError(f'dcl: layer_mode must be one of {LAYER_MODES}, got {layer_mode!r}')
   if not tau > 0:
     raise ValueError(f'dcl: tau must be positive, got {tau}')
+  if isinstance(d_layers, str) and d_layers not in D_LAYER_SETS:
+    raise ValueError(f'dcl: d_layers must be one of {D_LAYER_SETS} or a list of D feature '
+                     f'keys, got {d_layers!r}')
 
   def layers(cfg):
     g = _check_layers(g_layers, default_g_layers(cfg.resolution), 'G')
-    d = _check_layers(d_layers, default_d_layers(cfg.resolution) + ('b4.fc',), 'D')
+    r = cfg.resolution
+    known = default_d_layers(r, 'official') + default_d_layers(r, 'blocks')[:-1] + ('b4.fc',)
+    if d_layers is None or isinstance(d_layers, str):
+      d = default_d_layers(r, d_layers or 'official')
+    else:
+      d = _check_layers(d_layers, known, 'D')
     return g, d
 
   def size(hp):

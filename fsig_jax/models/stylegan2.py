@@ -212,24 +212,36 @@ class Generator(nn.Module):
 
 
 class DiscriminatorBlock(nn.Module):
-  """Resnet D block: [fromrgb], conv0, conv1 (down), 1x1 skip (down); sum * sqrt(.5)."""
+  """Resnet D block: [fromrgb], conv0, conv1 (down), 1x1 skip (down); sum * sqrt(.5).
+
+  Records in `feats` the activations rosinality's ResBlock has: 'b{res}.fromrgb'
+  (first block only), 'b{res}.conv0' (= rosinality `conv1`, 3x3) and
+  'b{res}.conv1' (= rosinality `conv2`, 3x3 down). Our conv1 folds the resnet
+  sum's sqrt(.5) into its output (ada-pytorch `gain`, which scales the clamp
+  too, so the output is exactly sqrt(.5) times the unscaled one); the recorded
+  'b{res}.conv1' divides it back out, so it is rosinality's `conv2` output.
+  """
   cfg: StyleGAN2Config
   resolution: int
   first: bool
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, feats: Optional[Features] = None):
     cfg, res = self.cfg, self.resolution
+    feats = {} if feats is None else feats
     tmp, out = cfg.d_width(res), cfg.d_width(res // 2)
     clamp, taps = cfg.d_conv_clamp, cfg.resample_taps
     if self.first:
       x = EqualConv2d(tmp, 1, act='lrelu', conv_clamp=clamp, name='fromrgb')(x)
+      feats[f'b{res}.fromrgb'] = x
     g = math.sqrt(0.5)
     y = EqualConv2d(out, 1, down=2, use_bias=False, resample_taps=taps,
                     name='skip')(x, gain=g)
     x = EqualConv2d(tmp, 3, act='lrelu', conv_clamp=clamp, name='conv0')(x)
+    feats[f'b{res}.conv0'] = x
     x = EqualConv2d(out, 3, down=2, act='lrelu', conv_clamp=clamp,
                     resample_taps=taps, name='conv1')(x, gain=g)
+    feats[f'b{res}.conv1'] = x / g
     return y + x
 
 
@@ -251,7 +263,14 @@ class DiscriminatorEpilogue(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """StyleGAN2 resnet discriminator; returns logits (N, 1)."""
+  """StyleGAN2 resnet discriminator; returns logits (N, 1).
+
+  With `return_features`, also {key: activation}: per block 'b{res}' (its
+  output), 'b{res}.conv0', 'b{res}.conv1' and, for the first block,
+  'b{res}.fromrgb' (`DiscriminatorBlock`); then 'b4.conv', 'b4.fc' and
+  'logits'. The fromrgb, conv0/conv1 and 'b4.conv' activations are, in this
+  order, rosinality's fromRGB, ResBlock conv1/conv2 and final conv outputs.
+  """
   cfg: StyleGAN2Config
 
   @nn.compact
@@ -263,7 +282,7 @@ class Discriminator(nn.Module):
     feats: Features = {}
     x = img
     for res in reversed(resolutions(cfg.resolution)[1:]):
-      x = DiscriminatorBlock(cfg, res, res == cfg.resolution, name=f'b{res}')(x)
+      x = DiscriminatorBlock(cfg, res, res == cfg.resolution, name=f'b{res}')(x, feats)
       feats[f'b{res}'] = x
     logits = DiscriminatorEpilogue(cfg, name='b4')(x, feats)
     feats['logits'] = logits
