@@ -25,8 +25,8 @@ from fsig_jax.convert.load import load_bundle
 from fsig_jax.engine import export, loop, phases, run_config
 from fsig_jax.engine.state import init_state, state_to_bundle
 from fsig_jax.methods import get_method
-from fsig_jax.methods.adam import (MOD, decide, filter_importance, fold, init_modulation,
-                                   main_masks, modulate, modulated_kernels)
+from fsig_jax.methods.adam import (LAYOUT, MOD, decide, filter_importance, fold,
+                                   init_modulation, main_masks, modulate, modulated_kernels)
 from fsig_jax.models.bundle import init_bundle
 from fsig_jax.models.config import StyleGAN2Config
 
@@ -95,6 +95,76 @@ def test_modulation_is_rank_one_per_output_filter():
   ud, vd = rng.normal(size=(5,)).astype(np.float32), rng.normal(size=(3,)).astype(np.float32)
   np.testing.assert_allclose(modulate(dense, ud, vd), dense * (1 + np.outer(ud, vd)),
                              rtol=1e-6)
+
+
+def official_conv(kernel_hwio, u, v):
+  """model_adam.py EqualConv2d_kml.forward (l. 206-208), in numpy on an OIHW
+  weight: weight * (1 + torch.ger(u, v).view(out, in, k, k)); back to HWIO."""
+  w = np.transpose(kernel_hwio, (3, 2, 0, 1))  # (out, in, kh, kw), as torch stores it
+  hat = np.outer(u, v).reshape(w.shape)  # a view of the C-ordered (in*k*k, out) product
+  return np.transpose(w * (1 + hat), (2, 3, 1, 0))
+
+
+def test_official_layout_is_the_official_formula():
+  rng = np.random.default_rng(5)
+  kernel = rng.normal(size=(3, 3, 4, 6)).astype(np.float32)
+  u, v = rng.normal(size=(36,)).astype(np.float32), rng.normal(size=(6,)).astype(np.float32)
+  got = np.asarray(modulate(jnp.asarray(kernel), jnp.asarray(u), jnp.asarray(v),
+                            official_layout=True))
+  np.testing.assert_allclose(got, official_conv(kernel, u, v), rtol=1e-5, atol=1e-6)
+  default = np.asarray(modulate(jnp.asarray(kernel), jnp.asarray(u), jnp.asarray(v)))
+  assert np.max(np.abs(default - got)) > 1e-2  # the layouts differ
+  # A 1x1 conv (ToRGB, skip, fromRGB): the view mixes filters there too.
+  k1, u1 = kernel[:1, :1], u[:4]
+  np.testing.assert_allclose(modulate(k1, u1, v, official_layout=True),
+                             official_conv(k1, u1, v), rtol=1e-5, atol=1e-6)
+  # Dense (KML_fc l. 28-46): F.linear(x, W * (1 + ger(v, u).view(W.shape)) / sqrt(out)),
+  # against our EqualDense's x @ (kernel / sqrt(in)) on the modulated kernel.
+  dense = rng.normal(size=(5, 3)).astype(np.float32)  # (in, out)
+  ud, vd = rng.normal(size=(5,)).astype(np.float32), rng.normal(size=(3,)).astype(np.float32)
+  x = rng.normal(size=(2, 5)).astype(np.float32)
+  w_t = dense.T  # torch (out, in)
+  want = x @ (w_t * (1 + np.outer(vd, ud).reshape(w_t.shape)) / np.sqrt(3)).T
+  ours = x @ (np.asarray(modulate(dense, ud, vd, official_layout=True)) / np.sqrt(5))
+  np.testing.assert_allclose(ours, want, rtol=1e-5)
+
+
+def test_official_layout_against_torch():
+  torch = pytest.importorskip('torch')
+  rng = np.random.default_rng(6)
+  out_c, in_c, k = 5, 3, 3
+  w = rng.normal(size=(out_c, in_c, k, k)).astype(np.float32)  # torch layout
+  u = rng.normal(size=(in_c * k * k,)).astype(np.float32)
+  v = rng.normal(size=(out_c,)).astype(np.float32)
+  tw, tu, tv = (torch.from_numpy(a) for a in (w, u, v))
+  want = (tw * (torch.ones_like(tw) + torch.ger(tu, tv).view(out_c, in_c, k, k))).numpy()
+  got = modulate(jnp.asarray(np.transpose(w, (2, 3, 1, 0))), u, v, official_layout=True)
+  np.testing.assert_allclose(np.transpose(np.asarray(got), (3, 2, 0, 1)), want, rtol=1e-5,
+                             atol=1e-6)
+
+
+def test_official_layout_folds_the_kml_fc_scale_and_is_kept_in_the_state():
+  b = tiny_bundle()
+  g = b.nets['G']['params']
+  mod = jax.tree.map(jnp.zeros_like, init_modulation('G', g, jax.random.PRNGKey(1)))
+  want, got = _flat(g), _flat(fold(g, mod, official_layout=True))
+  n_dense = 0
+  for k, x in want.items():
+    if k.endswith("['kernel']") and x.ndim == 2:  # mapping fcs and style affines
+      n_dense += 1
+      np.testing.assert_allclose(got[k], x * np.sqrt(x.shape[0] / x.shape[1]), rtol=1e-6)
+    else:
+      np.testing.assert_array_equal(got[k], x, err_msg=k)
+  assert n_dense == 2 + 5  # 2 mapping fcs; b4 conv1 + torgb, b8 conv0, conv1 + torgb
+  # The method's hook reads the layout from the state (exports rebuild it by name).
+  side = {'net': g, MOD: init_modulation('G', g, jax.random.PRNGKey(1))}
+  on = get_method('adam').effective_params('G', side, {'adam': {LAYOUT: jnp.ones((), jnp.int32)}})
+  np.testing.assert_array_equal(
+      _flat(on)["['synthesis']['b8']['conv0']['affine']['kernel']"],
+      _flat(fold(g, side[MOD], official_layout=True))[
+          "['synthesis']['b8']['conv0']['affine']['kernel']"])
+  with pytest.raises(ValueError, match='official_layout must be True'):
+    get_method('adam', adam={'official_layout': 'yes'})
 
 
 # --------------------------------------------------------------------------
@@ -320,6 +390,27 @@ def test_exported_model_is_a_plain_folded_stylegan2(run4):
   report = json.load(open(os.path.join(wd, 'adam_importance.json')))
   assert set(report['cutline']) == {'g_conv', 'g_fc', 'd'}
   assert report['layers']['g_conv']['b8.conv0']['filters'] == 16
+
+
+@pytest.mark.slow
+def test_official_layout_run_exports_the_official_fold(tmp_path):
+  """A 2-step run with official_layout=True: the state records it, and the exported
+  nets (also when rebuilt from the state by name) are folded the official way."""
+  wd = str(tmp_path / 'wd')
+  adapted, state = fsig_jax.adapt(tiny_bundle(), tiny_images(8), method='adam', steps=2,
+                                  workdir=wd, **RUN,
+                                  method_kwargs={'adam': {**KW, 'official_layout': True}})
+  final = jax.device_get(state)
+  assert LAYOUT in final['method']['adam']
+  again = state_to_bundle(final, tiny_bundle())
+  for side, name in (('G', 'G'), ('D', 'D')):
+    want = _flat(fold(final[side]['net'], final[side][MOD], official_layout=True))
+    paper = _flat(fold(final[side]['net'], final[side][MOD]))
+    for bundle in (adapted, again):
+      got = _flat(bundle.nets[name]['params'])
+      for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    assert any(not np.array_equal(want[k], paper[k]) for k in want)
 
 
 def test_resume_gives_the_same_run(run4, tmp_path):

@@ -59,16 +59,30 @@ as they are fixed before the first step, this is exactly the official
 gradient zeroing (Adam never sees a non-zero gradient for a frozen entry).
 
 Deviations, each stated:
-* Rank-1 layout. The official convs compute
-  `torch.ger(u, v).view(out, in, k, k)`, which re-reads the (in*k*k, out)
-  outer product in memory order, so filter o is not modulated by v[o] and the
-  per-filter decisions on v do not act on filter o. We implement the paper's
+* Rank-1 layout (default; `official_layout=True` reproduces the official code).
+  The official convs compute `torch.ger(u, v).view(out, in, k, k)`
+  (model_adam.py `EqualConv2d_kml.forward` l. 207, `ModulatedConv2d_kml.forward`
+  l. 458, at commit 6428e99), which re-reads the (in*k*k, out) outer product in
+  memory order, so filter o is not modulated by v[o] and the per-filter
+  decisions on v do not act on filter o. We implement the paper's
   W * (1 + u v^T) with v[o] scaling filter o (the affines are already so in
-  the official `KML_fc`), which is what the per-filter importance assumes.
-* The official `KML_fc` scales the affine by 1 / sqrt(out_dim) where the
-  source `EqualLinear` uses 1 / sqrt(in_dim), so its model at step 0 is not the
-  source for convs with fewer than 512 input channels. We keep the source's
-  scale: the identity modulation reproduces the source exactly.
+  the official `KML_fc`, l. 34), which is what the per-filter importance
+  assumes.
+* The official `KML_fc` scales the affine by 1 / sqrt(out_dim) (l. 28) where
+  the source `EqualLinear` uses 1 / sqrt(in_dim) (l. 249), so its model at step
+  0 is not the source for convs with fewer than 512 input channels. We keep
+  the source's scale by default: the identity modulation reproduces the source
+  exactly. `official_layout=True` applies both official choices: conv kernels
+  (every 4-D kernel, both sides) are modulated by the memory-order reshape,
+  and every modulated dense kernel (G's mapping fcs and style affines, all
+  `KML_fc` officially; D's modulated layers are all convs) is multiplied by
+  sqrt(in / out), so that our EqualDense's runtime 1 / sqrt(in) becomes the
+  official 1 / sqrt(out) (the official mapping uses `KML_fc(style_dim,
+  style_dim)`, where the factor is 1). The option is recorded in the method
+  state (key 'official_layout', present only when on), so exports that rebuild
+  the method from its name (`state_to_bundle`) fold the same way. The masks
+  (v zeroed for unimportant filters, by index) are those of the official code
+  in both layouts.
 * `b_vector`s are not separate parameters: a zero-initialised additive
   `bias + b_vector` has the bias's gradient, and Adam moves it exactly as it
   would move the bias. Every bias and noise strength trains in both stages
@@ -111,6 +125,7 @@ from fsig_jax.utils.trees import ema
 MOD = 'adam'          # the modulation factors' key in state['G'] / state['D']
 PROBE = 'adam_probe'  # the internal probing method
 UV_INIT = 1e-7        # model_adam.py: torch.randn(n) * 1e-7 for u_vector and v_vector
+LAYOUT = 'official_layout'  # in a method state: fold with the official layout and scale
 POOLS = ('g_conv', 'g_fc', 'd')
 
 Path = Tuple[str, ...]
@@ -138,26 +153,51 @@ def init_modulation(side: str, net, key: jax.Array):
   return traverse_util.unflatten_dict(out)
 
 
-def modulate(kernel: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
-  """W * (1 + u v^T) for W of shape (..., out): u over the fan-in (..., flattened
-  row-major), v over the output filters (paper Sec. 4; see the layout note)."""
-  return kernel * (1 + jnp.outer(u, v).reshape(kernel.shape)).astype(kernel.dtype)
+def modulate(kernel: jax.Array, u: jax.Array, v: jax.Array,
+             official_layout: bool = False) -> jax.Array:
+  """The modulated kernel.
+
+  Default: W * (1 + u v^T) for W of shape (..., out): u over the fan-in (...,
+  flattened row-major), v over the output filters (paper Sec. 4; see the
+  layout note).
+
+  official_layout: model_adam.py's formulas. A conv kernel (kh, kw, in, out)
+  is modulated by `torch.ger(u, v).view(out, in, kh, kw)` (l. 207, 458; the
+  (in*kh*kw, out) outer product re-read in memory order as an OIHW kernel),
+  transposed to our HWIO layout; a dense kernel (in, out) by u v^T as
+  `KML_fc` (l. 34), times sqrt(in / out), `KML_fc`'s 1 / sqrt(out) scale (l.
+  28) in place of our EqualDense's 1 / sqrt(in).
+  """
+  if official_layout and kernel.ndim == 4:
+    kh, kw, cin, cout = kernel.shape
+    hat = jnp.outer(u, v).reshape(cout, cin, kh, kw).transpose(2, 3, 1, 0)
+    return kernel * (1 + hat).astype(kernel.dtype)
+  out = kernel * (1 + jnp.outer(u, v).reshape(kernel.shape)).astype(kernel.dtype)
+  if official_layout and kernel.ndim == 2:
+    out = out * math.sqrt(kernel.shape[0] / kernel.shape[1])
+  return out
 
 
-@jax.jit
-def fold(net, mod):
-  """The network with every modulated kernel replaced by W * (1 + u v^T)."""
+@functools.partial(jax.jit, static_argnames=('official_layout',))
+def fold(net, mod, official_layout: bool = False):
+  """The network with every modulated kernel replaced by its `modulate`d one."""
   flat = traverse_util.flatten_dict(net)
   fm = traverse_util.flatten_dict(mod)
   for path in sorted({p[:-1] for p in fm}):  # sorted: the same program in every process
-    flat[path] = modulate(flat[path], fm[path + ('u',)], fm[path + ('v',)])
+    flat[path] = modulate(flat[path], fm[path + ('u',)], fm[path + ('v',)], official_layout)
   return traverse_util.unflatten_dict(flat)
 
 
 def effective_params(side, params, mstate):
-  """`Method.effective_params`: the side's net with its modulation folded in."""
-  del side, mstate
-  return fold(params['net'], params[MOD])
+  """`Method.effective_params`: the side's net with its modulation folded in,
+  in the official layout when the method state says so (LAYOUT)."""
+  del side
+  return fold(params['net'], params[MOD], official_layout=LAYOUT in (mstate or {}))
+
+
+def _layout_state(official_layout: bool):
+  """The method-state entry that records the layout (absent for the default)."""
+  return {LAYOUT: jnp.ones((), jnp.int32)} if official_layout else {}
 
 
 # --------------------------------------------------------------------------
@@ -251,8 +291,8 @@ def main_masks(side: str, net, mod, important):
           MOD: jax.tree_util.tree_map_with_path(mod_leaf, mod)}
 
 
-@jax.jit
-def main_init(f_g, f_d, g_net, d_net, key, quantile):
+@functools.partial(jax.jit, static_argnames=('official_layout',))
+def main_init(f_g, f_d, g_net, d_net, key, quantile, official_layout: bool = False):
   """Decisions from the probed Fisher and the main stage's masks and modulation.
 
   Returns:
@@ -270,7 +310,8 @@ def main_init(f_g, f_d, g_net, d_net, key, quantile):
     mod = init_modulation(side, net, k)
     mask[side] = main_masks(side, net, mod, important)
     mods.append(masks.apply_mask(mod, mask[side][MOD]))
-  return {'mask': mask, 'importance': imp, 'cutline': cutline}, mods[0], mods[1]
+  state = {'mask': mask, 'importance': imp, 'cutline': cutline, **_layout_state(official_layout)}
+  return state, mods[0], mods[1]
 
 
 def _mask_side(grads, mask):
@@ -288,7 +329,7 @@ def _probe_trains(side: str, names: Path) -> bool:
   return names[-1] not in ('kernel', 'const')
 
 
-def probe_method(g_mod, d_mod) -> Method:
+def probe_method(g_mod, d_mod, official_layout: bool = False) -> Method:
   """The probing stage as an engine method (official importance-probing run):
   base kernels frozen, modulation trained, and an EMA of both sides kept."""
 
@@ -297,7 +338,8 @@ def probe_method(g_mod, d_mod) -> Method:
     return MethodInit(
         state={'ema': {'G': {'net': b.nets['G_ema']['params'], MOD: g_mod},
                        'D': {'net': b.require('D')['params'], MOD: d_mod}},
-               'beta': jnp.asarray(ictx.hp.ema_beta, jnp.float32)},
+               'beta': jnp.asarray(ictx.hp.ema_beta, jnp.float32),
+               **_layout_state(official_layout)},
         g_extra={MOD: g_mod}, d_extra={MOD: d_mod})
 
   def grad_transform(side, grads, params, ms):
@@ -313,8 +355,9 @@ def probe_method(g_mod, d_mod) -> Method:
                 effective_params=effective_params, architectures=('stylegan2',))
 
 
-@functools.partial(jax.jit, static_argnames=('cfg', 'chunk'))
-def probe_fisher(cfg, g_side, d_side, g_buffers, zs, noise_keys, reals, chunk: int = 4):
+@functools.partial(jax.jit, static_argnames=('cfg', 'chunk', 'official_layout'))
+def probe_fisher(cfg, g_side, d_side, g_buffers, zs, noise_keys, reals, chunk: int = 4,
+                 official_layout: bool = False):
   """Per-sample Fisher of the modulated G and D (official `calculate_fisher`).
 
   Sample n: G loss softplus(-D(G(z_n))) (`g_nonsaturating_loss` on a batch of
@@ -329,8 +372,8 @@ def probe_fisher(cfg, g_side, d_side, g_buffers, zs, noise_keys, reals, chunk: i
 
   def loss(p, x):
     z, noise_key, real = x
-    g_net = fold(p['G']['net'], p['G'][MOD])
-    d_net = fold(p['D']['net'], p['D'][MOD])
+    g_net = fold(p['G']['net'], p['G'][MOD], official_layout)
+    d_net = fold(p['D']['net'], p['D'][MOD], official_layout)
     logits = lambda net, img: models.disc(net, img, return_features=False)  # noqa: E731
     ws = models.broadcast(models.map(g_net, g_buffers, z[None]))
     fake = models.synth(g_net, g_buffers, ws, noise_key)
@@ -343,7 +386,8 @@ def probe_fisher(cfg, g_side, d_side, g_buffers, zs, noise_keys, reals, chunk: i
   return f['G'], f['D']
 
 
-def probe(ictx, steps: int, num_batch_fisher: int, chunk: int, key: jax.Array):
+def probe(ictx, steps: int, num_batch_fisher: int, chunk: int, key: jax.Array,
+          official_layout: bool = False):
   """Runs importance probing as a training phase of the trainer (`ictx.run_phase`);
   returns the Fisher of the probed (EMA) G and D sides."""
   if ictx.run_phase is None:
@@ -365,7 +409,8 @@ def probe(ictx, steps: int, num_batch_fisher: int, chunk: int, key: jax.Array):
     reals = jnp.where(flips[:, None, None, None], reals[:, :, ::-1], reals)
     zs = jax.random.normal(k_z, (n, bundle.config.z_dim), jnp.float32)
     f_g, f_d = probe_fisher(bundle.config, ema_sides['G'], ema_sides['D'], state['G_buffers'],
-                            zs, jax.random.split(k_n, n), reals, chunk=min(chunk, n))
+                            zs, jax.random.split(k_n, n), reals, chunk=min(chunk, n),
+                            official_layout=official_layout)
     bad = [s for s, f in (('G', f_g), ('D', f_d))
            if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(f))]
     if bad:
@@ -373,7 +418,8 @@ def probe(ictx, steps: int, num_batch_fisher: int, chunk: int, key: jax.Array):
                                'run diverged: lower hparams.lr or probe_steps')
     return {'G': f_g, 'D': f_d}
 
-  fishers = ictx.run_phase(PROBE, compose(probe_method(g_mod, d_mod)), key=k_state, steps=steps,
+  fishers = ictx.run_phase(PROBE, compose(probe_method(g_mod, d_mod, official_layout)),
+                           key=k_state, steps=steps,
                            data_seed=int(jax.random.randint(k_data, (), 0, 2 ** 31 - 1)),
                            finish=finish)
   return fishers['G'], fishers['D']
@@ -388,7 +434,7 @@ def _check_int(name: str, value, lo: int, official: str):
 
 
 def adam(fisher_quantile: float = 50.0, probe_steps: int = 500, num_batch_fisher: int = 250,
-         chunk: int = 4) -> Method:
+         chunk: int = 4, official_layout: bool = False) -> Method:
   """AdAM as a plug-in: importance probing at init, then masked modulated adaptation.
 
   Args:
@@ -400,6 +446,11 @@ def adam(fisher_quantile: float = 50.0, probe_steps: int = 500, num_batch_fisher
     num_batch_fisher: batches of hp.batch_size single-sample gradients in the
       Fisher estimate (official `--num_batch_fisher 250` with batch 4: 1000).
     chunk: per-sample gradients computed together (speed / memory only).
+    official_layout: False (default): the paper's per-filter W * (1 + u v^T)
+      and the source's affine scale (the identity modulation is the source).
+      True: model_adam.py's memory-order reshape `torch.ger(u, v).view(out,
+      in, k, k)` for convs and `KML_fc`'s 1 / sqrt(out_dim) affine scale, to
+      match the published numbers (see "Deviations"; `modulate`).
 
   Returns:
     The Method named 'adam'.
@@ -411,6 +462,10 @@ def adam(fisher_quantile: float = 50.0, probe_steps: int = 500, num_batch_fisher
   _check_int('probe_steps', probe_steps, 0, 'official 500')
   _check_int('num_batch_fisher', num_batch_fisher, 1, 'official 250')
   _check_int('chunk', chunk, 1, 'a speed / memory trade-off, e.g. 4')
+  if not isinstance(official_layout, (bool, np.bool_)):
+    raise ValueError('adam: official_layout must be True (model_adam.py\'s reshape and '
+                     f'KML_fc scale) or False (the paper\'s form), got {official_layout!r}')
+  official_layout = bool(official_layout)
 
   def init(ictx):
     if ictx.images is None:
@@ -418,10 +473,10 @@ def adam(fisher_quantile: float = 50.0, probe_steps: int = 500, num_batch_fisher
                        '(pass images to init_state / adapt)')
     bundle = ictx.bundle
     k_probe, k_main = jax.random.split(ictx.key)
-    f_g, f_d = probe(ictx, probe_steps, num_batch_fisher, chunk, k_probe)
+    f_g, f_d = probe(ictx, probe_steps, num_batch_fisher, chunk, k_probe, official_layout)
     g_net = bundle.nets.get('G', bundle.nets['G_ema'])['params']
     state, g_mod, d_mod = main_init(f_g, f_d, g_net, bundle.require('D')['params'], k_main,
-                                    jnp.float32(fisher_quantile))
+                                    jnp.float32(fisher_quantile), official_layout)
     return MethodInit(state=state, g_extra={MOD: g_mod}, d_extra={MOD: d_mod})
 
   def grad_transform(side, grads, params, ms):
