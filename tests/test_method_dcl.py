@@ -267,3 +267,20 @@ def test_three_engine_steps(bundle):
     assert sum(not np.array_equal(init[k], final[k]) for k in keys) > 0.9 * len(keys)
   src = [k for k in init if k.startswith("['source_G']")]
   assert all(np.array_equal(init[k], final[k]) for k in src)
+
+
+@pytest.mark.slow
+def test_paper_row_engine_steps(bundle):
+  """dcl + cdc(kl_wt=0): an anchor step (image D) and a patch step (patch D), with
+  both contrastive terms and no distance consistency."""
+  from fsig_jax.methods.cdc import cdc
+  hp = tiny_hparams(r1_gamma=0.0, pl_weight=0.0)
+  method = compose(dcl(), cdc(kl_wt=0.0))
+  state = init_state(bundle, hp, method, jax.random.PRNGKey(1), images=tiny_images(10))
+  images = jnp.asarray(tiny_images(hp.batch_size))
+  step = fast_compile(make_train_step(TINY, hp, method), state, images)
+  for _ in range(2):
+    state, m = step(state, images)
+    m = {k: float(v) for k, v in m.items()}
+    assert {'dcl_g', 'dcl_d', 'g_adv', 'd_adv'} <= set(m) and 'g_cdc_dist' not in m
+    assert all(np.isfinite(v) for v in m.values()) and m['dcl_d'] > 0
