@@ -1,17 +1,24 @@
-"""Median seconds per adaptation step, compile time, and achieved GFLOP/s.
+"""Seconds per adaptation step over whole lazy-regularisation cycles, compile
+time, and achieved GFLOP/s.
 
-  python benchmarks/step_time.py --resolutions=64,256 --methods=tgan,cdc --steps=5
+  python benchmarks/step_time.py --resolutions=64,256 --methods=tgan,cdc --cycles=1
 
 Models are rosinality-width StyleGAN2s (channel multiplier 2, z = w = 512,
-8 mapping layers), batch 4, randomly initialised. `median_step_s` is the full
-training step (D update, lazy R1 every 16 steps, G update, lazy path length
-every 4, EMA) over the measured steps. XLA's cost analysis counts both sides of
+8 mapping layers), batch 4, randomly initialised. The training step is D update,
+lazy R1 every d_reg_every (16) steps, G update, lazy path length every
+g_reg_every (4), EMA; so the steps of one cycle of lcm(16, 4) = 16 steps differ.
+After one warm-up call, `--cycles` whole cycles are timed and reported per kind
+of step, each labelled: `plain_step_s` (no regulariser; 12 of 16 steps),
+`pl_step_s` (path length only; 3 of 16), `r1_pl_step_s` (both; 1 of 16), all
+medians, and `mean_step_s`, the cycle's total over its steps: what a long run
+costs per step. XLA's cost analysis counts both sides of
 the lax.cond that holds each lazy regulariser, so GFLOP/s are measured on the
 core step (regularisers off), whose FLOP count is exactly what runs:
 `core_achieved_gflops = core_xla_gflop / core_step_s`. For reference (issue 6): the PyTorch rosinality code
 takes about 29.5 s for a comparable D+G step at 64 px on the 2-core CI machine.
 """
 import json
+import math
 import statistics
 import time
 
@@ -29,7 +36,8 @@ from fsig_jax.nn import conv
 
 RES = flags.DEFINE_string('resolutions', '64', 'comma-separated resolutions')
 METHODS = flags.DEFINE_string('methods', 'tgan', 'comma-separated methods')
-STEPS = flags.DEFINE_integer('steps', 5, 'measured steps after the compile step')
+CYCLES = flags.DEFINE_integer('cycles', 1, 'timed lazy-regularisation cycles (16 steps each '
+                              'by default) after one warm-up call')
 BATCH = flags.DEFINE_integer('batch', 4, 'batch size')
 MULT = flags.DEFINE_integer('channel_multiplier', 2, 'rosinality channel multiplier')
 OUT = flags.DEFINE_string('out', '', 'optional JSON file for the results')
@@ -39,7 +47,8 @@ KWARGS = flags.DEFINE_string('method_kwargs', '', 'JSON {method: {arg: value}}, 
 
 
 def _measure(cfg, hp, method, res, n_steps):
-  """Compile time, XLA FLOPs and per-step times of one step configuration."""
+  """Compile time, XLA FLOPs and [(step index, seconds)] of the `n_steps` steps after
+  one warm-up call (the first call may pay one-time costs)."""
   bundle = init_bundle(cfg, jax.random.PRNGKey(0))
   state = init_state(bundle, hp, method, jax.random.PRNGKey(1),
                      images=jnp.zeros((10, res, res, 3)))
@@ -56,12 +65,25 @@ def _measure(cfg, hp, method, res, n_steps):
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get('flops', float('nan')))
   times = []
-  for _ in range(n_steps + 1):
+  for i in range(n_steps + 1):
     t = time.perf_counter()
     state, metrics = compiled(state, real, extra)
     jax.block_until_ready(metrics)
-    times.append(time.perf_counter() - t)
-  return compile_s, flops, times[1:]  # the first call may pay one-time costs
+    times.append((i, time.perf_counter() - t))
+  return compile_s, flops, times[1:]
+
+
+def step_kind(i: int, hp) -> str:
+  """Which lazy regularisers the step starting at index i runs (engine/step.py:
+  R1 when i % d_reg_every == 0, path length when i % g_reg_every == 0)."""
+  r1 = hp.r1_gamma > 0 and hp.d_reg_every > 0 and i % hp.d_reg_every == 0
+  pl = hp.pl_weight > 0 and hp.g_reg_every > 0 and i % hp.g_reg_every == 0
+  return {(False, False): 'plain', (False, True): 'pl', (True, False): 'r1',
+          (True, True): 'r1_pl'}[(r1, pl)]
+
+
+def cycle_length(hp) -> int:
+  return math.lcm(max(hp.d_reg_every, 1), max(hp.g_reg_every, 1))
 
 
 def bench(res: int, method_name: str) -> dict:
@@ -73,16 +95,21 @@ def bench(res: int, method_name: str) -> dict:
   method = get_method(method_name.split('+'), **kwargs)
   hp = default_hparams()
   hp.batch_size = BATCH.value
-  compile_s, _, times = _measure(cfg, hp, method, res, STEPS.value)
+  n = cycle_length(hp) * CYCLES.value
+  compile_s, _, timed = _measure(cfg, hp, method, res, n)
   print(f'{res}px {method_name}: full step compiled in {compile_s:.1f}s', flush=True)
+  kinds = {}
+  for i, t in timed:
+    kinds.setdefault(step_kind(i, hp), []).append(t)
   core = default_hparams()
   core.batch_size, core.r1_gamma, core.pl_weight = BATCH.value, 0.0, 0.0
-  _, flops, core_times = _measure(cfg, core, method, res, max(2, STEPS.value // 2))
-  core_med = statistics.median(core_times)
+  _, flops, core_timed = _measure(cfg, core, method, res, 3)
+  core_med = statistics.median(t for _, t in core_timed)
   return {'resolution': res, 'method': method_name, 'batch': hp.batch_size,
-          'compile_s': round(compile_s, 1),
-          'median_step_s': round(statistics.median(times), 3),
-          'min_step_s': round(min(times), 3), 'max_step_s': round(max(times), 3),
+          'compile_s': round(compile_s, 1), 'timed_steps': n,
+          'mean_step_s': round(sum(t for _, t in timed) / n, 3),
+          **{f'{k}_step_s': round(statistics.median(v), 3) for k, v in sorted(kinds.items())},
+          **{f'{k}_steps': len(v) for k, v in sorted(kinds.items())},
           'core_step_s': round(core_med, 3),
           'core_xla_gflop': round(flops / 1e9, 1),
           'core_achieved_gflops': round(flops / 1e9 / core_med, 1),

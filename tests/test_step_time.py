@@ -1,0 +1,25 @@
+"""benchmarks/step_time.py times whole lazy-regularisation cycles and labels each
+kind of step (no timing is asserted: benchmarks measure, tests check the labels)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+def test_one_cycle_is_timed_and_each_step_labelled(tmp_path):
+  out = tmp_path / 'rows.json'
+  r = subprocess.run([sys.executable, 'benchmarks/step_time.py', '--resolutions=8',
+                      '--methods=tgan', '--cycles=1', '--batch=2', f'--out={out}'],
+                     cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+  row, = json.loads(out.read_text())
+  # d_reg_every 16, g_reg_every 4: steps 1..16 hold 12 plain, 3 path-length-only
+  # (4, 8, 12) and one with both (16).
+  assert (row['timed_steps'], row['plain_steps'], row['pl_steps'], row['r1_pl_steps']) == (
+      16, 12, 3, 1)
+  for k in ('mean_step_s', 'plain_step_s', 'pl_step_s', 'r1_pl_step_s', 'core_step_s'):
+    assert row[k] > 0, (k, row)
