@@ -19,6 +19,20 @@ def gaussian_window_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
   return (g / g.sum()).astype(np.float32)
 
 
+def band_matrix(n: int, g: np.ndarray, padding: str = 'valid') -> np.ndarray:
+  """(n', n) matrix T with (T v)[i] = sum_t g[t] v[i + t - r]: the 1-D filter along an
+  axis of length n as a matrix (r = 0 for 'valid', (len(g) - 1) / 2 zeros of
+  padding for 'same'; entries outside the input are the padding's zeros)."""
+  k = len(g)
+  r = (k - 1) // 2 if padding == 'same' else 0
+  out = n if padding == 'same' else n - k + 1
+  t = np.zeros((out, n), np.float32)
+  for i in range(out):
+    for j in range(max(0, i - r), min(n, i - r + k)):
+      t[i, j] = g[j - i + r]
+  return t
+
+
 def gaussian_filter(x: jax.Array, g: np.ndarray, padding: str = 'valid') -> jax.Array:
   """Filters each channel of an NHWC batch with outer(g, g) -> (N, C, H', W').
 
@@ -26,22 +40,24 @@ def gaussian_filter(x: jax.Array, g: np.ndarray, padding: str = 'valid') -> jax.
   H' = H - len(g) + 1; 'same' pads each side with (len(g) - 1) / 2 zeros first,
   exactly a zero-padded 2-D convolution with the separable window, so H' = H.
   Full float32 precision (no TF32).
+
+  Computed as two matrix products with banded matrices (`band_matrix`),
+  T_H x T_W^T per channel, rather than as depthwise convolutions: on CPU the
+  matmuls run 10-20x faster for the map sizes of a StyleGAN2 (8-64 px, 92 pairs
+  of 128-512 channels; same result within 3e-7), which is most of SSIM-A's cost
+  in KD-FSIG (benchmarks/step_time.py).
   """
   if padding not in PADDINGS:
     raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-  n, h, w, c = x.shape
+  _, h, w, _ = x.shape
   k = len(g)
-  if padding == 'same':
-    if k % 2 != 1:
-      raise ValueError(f"'same' padding needs an odd window, got {k}")
-    pad_h, pad_w = [((k - 1) // 2,) * 2, (0, 0)], [(0, 0), ((k - 1) // 2,) * 2]
-  else:
-    pad_h = pad_w = "VALID"
-  y = x.transpose(0, 3, 1, 2).reshape(n * c, 1, h, w)
-  kh = jnp.asarray(g).reshape(1, 1, -1, 1)
-  kw = jnp.asarray(g).reshape(1, 1, 1, -1)
-  dn = ("NCHW", "OIHW", "NCHW")
+  if padding == 'same' and k % 2 != 1:
+    raise ValueError(f"'same' padding needs an odd window, got {k}")
+  if padding == 'valid' and (h < k or w < k):
+    raise ValueError(f"'valid' filtering needs maps of at least {k} x {k}, got {h} x {w}")
+  g = np.asarray(g, np.float32)
+  th = jnp.asarray(band_matrix(h, g, padding), x.dtype)
+  tw = jnp.asarray(band_matrix(w, g, padding), x.dtype)
   hi = jax.lax.Precision.HIGHEST
-  y = jax.lax.conv_general_dilated(y, kh, (1, 1), pad_h, dimension_numbers=dn, precision=hi)
-  y = jax.lax.conv_general_dilated(y, kw, (1, 1), pad_w, dimension_numbers=dn, precision=hi)
-  return y.reshape(n, c, y.shape[2], y.shape[3])
+  y = jnp.einsum('ph,nhwc->npwc', th, x, precision=hi)
+  return jnp.einsum('qw,npwc->ncpq', tw, y, precision=hi)
