@@ -32,7 +32,10 @@ def main(argv):
             for i in range(0, NUM.value, BATCH.value)]
   except fsig_jax.CheckpointError as e:
     fail(str(e))
-  path = save_grid(OUT.value, jax.numpy.concatenate(imgs))
+  try:
+    path = save_grid(OUT.value, jax.numpy.concatenate(imgs))
+  except fsig_jax.FsigError as e:  # an unwritable --out (utils.files): one line
+    fail(str(e))
   print(f'wrote {path} ({NUM.value} samples, {bundle.config.resolution}px, '
         f'truncation {TRUNC.value}, seed {SEED.value})')
 

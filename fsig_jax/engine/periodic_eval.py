@@ -17,6 +17,7 @@ from typing import Dict, Optional
 from fsig_jax.data.images import DataError
 from fsig_jax.engine.run_config import ConfigError
 from fsig_jax.metrics import evaluate
+from fsig_jax.utils.files import writing
 
 log = logging.getLogger('fsig_jax')
 
@@ -58,9 +59,10 @@ class PeriodicEval:
                                metrics=self.metrics, cache_dir=self.cache_dir,
                                batch_size=self.batch_size)
     result = {'step': int(step), **result}
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(evaluate.json_ready(result)) + '\n')
+    with writing(self.path, '--workdir'):
+      os.makedirs(os.path.dirname(self.path), exist_ok=True)
+      with open(self.path, 'a') as f:
+        f.write(json.dumps(evaluate.json_ready(result)) + '\n')
     log.info('eval at step %d: %s', step, evaluate.summary(result))
     return {f'eval/{k}': v for k, v in evaluate.scalars(result).items()}
 
