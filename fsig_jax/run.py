@@ -292,11 +292,12 @@ class Run:
     self.progress = Progress(self.total, name=name)
     self._mngr, self._start = None, None
     self._writer = _writer_of._writer if _writer_of is not None else None
+    if _writer_of is None:
+      check_config(config)
     if workdir is None:
       return
     make_dirs(workdir, '--workdir')
     if _writer_of is None:  # the top-level run records the config and owns the writer
-      check_config(config)
       cfg_path = os.path.join(workdir, 'config.json')
       if os.path.exists(cfg_path):
         with open(cfg_path) as f:

@@ -107,7 +107,8 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   state = run.restore(parallel.replicate(state, mesh))
   step_fn = make_train_step(bundle.config, hp, method, mesh=mesh, optimizers=optimizers)
   batches = Batches(images, hp.batch_size, seed=config.seed, flip=config.data.flip,
-                    method=method, resolution=bundle.config.resolution, mesh=mesh)
+                    method=method, resolution=bundle.config.resolution, mesh=mesh,
+                    stream_above=config.data.get('stream_above', 0))
   z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
                               (config.num_samples, bundle.config.z_dim))
   source_row = None  # the source model's images of z_fixed never change
