@@ -66,9 +66,6 @@ RESUMABLE_CHANGES = ('steps', 'log_every', 'checkpoint_every', 'sample_every',
                      'keep_checkpoints', 'eval_every', 'num_samples', 'eval',
                      'data.stream_above')
 ARCHITECTURE_FILE = 'model_config.json'
-# Tests only (`test_pause`): 'SECONDS:MARKER' makes every checkpoint save, once its arrays
-# are written and before it is committed, touch MARKER and sleep SECONDS (a kill window).
-CHECKPOINT_DELAY_ENV = 'FSIG_TEST_CHECKPOINT_DELAY'
 
 # Numeric settings checked wherever they appear in a config (any trainer, nested
 # configs such as gpd's teacher.adapt too): name -> (valid, what a valid value is).
@@ -228,10 +225,11 @@ def check_workdir(workdir: Optional[str]) -> None:
     check_writable(workdir, '--workdir')
 
 
-def test_pause(what: str, detail: str = '') -> None:
+def pause_for_tests(what: str, detail: str = '') -> None:
   """A test hook, off unless FSIG_TEST_{WHAT}_DELAY='SECONDS:MARKER' is set (only tests
-  set it): appends `detail` to the file MARKER, then sleeps SECONDS, so a kill test
-  knows the process is inside WHAT (a checkpoint write, an evaluation) and kills it there."""
+  set it: FSIG_TEST_CHECKPOINT_DELAY, FSIG_TEST_EVAL_DELAY): appends `detail` to the
+  file MARKER, then sleeps SECONDS, so a kill test knows the process is inside WHAT
+  (a checkpoint write, an evaluation) and kills it there (tests/test_kill_resume.py)."""
   spec = os.environ.get(f'FSIG_TEST_{what.upper()}_DELAY')
   if spec:
     seconds, _, marker = spec.partition(':')
@@ -243,8 +241,8 @@ def test_pause(what: str, detail: str = '') -> None:
 
 def _before_commit(tmp_path: str) -> None:
   """Called inside every checkpoint save, after its arrays are written to the temporary
-  folder and before the commit (CHECKPOINT_DELAY_ENV pauses here)."""
-  test_pause('checkpoint', tmp_path)
+  folder and before the commit: FSIG_TEST_CHECKPOINT_DELAY pauses here (tests only)."""
+  pause_for_tests('checkpoint', tmp_path)
 
 
 def _temporary_path_class():

@@ -126,7 +126,8 @@ def trainer_defaults(name):
   return c
 
 
-BAD_NUMBERS = [('steps', -5, 'a step count >= 0 (the run length)'), ('hparams.batch_size', 0, 'positive'),
+BAD_NUMBERS = [('steps', -5, 'a step count >= 0 (the run length)'),
+               ('hparams.batch_size', 0, 'positive'),
                ('hparams.lr', -0.001, 'positive'), ('hparams.lr', 0.0, 'positive'),
                ('log_every', 0, 'positive'), ('checkpoint_every', -1, 'positive'),
                ('seed', -1, 'a seed >= 0'), ('keep_checkpoints', 0, 'at least 1'),

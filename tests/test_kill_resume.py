@@ -2,7 +2,7 @@
 written, during a periodic evaluation, and during a comparison-table run; each resumed
 run ends bit-identical to one that was never killed.
 
-The kills land inside the work through test-only hooks (`run.test_pause`):
+The kills land inside the work through test-only hooks (`run.pause_for_tests`):
 FSIG_TEST_CHECKPOINT_DELAY / FSIG_TEST_EVAL_DELAY = 'SECONDS:MARKER' make the process
 write a line to MARKER once it is inside a checkpoint write (arrays written, not
 committed) or an evaluation (computed, not recorded), then sleep; the test kills it
@@ -118,7 +118,7 @@ def test_sigkill_during_periodic_evaluation_then_resume(tmp_path):
   out = finish(EVAL_SCRIPT, wd, shots)
   assert 'resuming from checkpoint at step 2' in out and 'eval at step 2' in out, out[-3000:]
   full = tmp_path / 'full'
-  state, _ = loop.train(eval_config(shots), str(full), bundle=tiny_bundle())
+  loop.train(eval_config(shots), str(full), bundle=tiny_bundle())
   resumed = eval_lines(wd)
   assert [r['step'] for r in resumed] == [2, 4]
   uninterrupted = eval_lines(full)
@@ -126,7 +126,8 @@ def test_sigkill_during_periodic_evaluation_then_resume(tmp_path):
           if a.get(k) != b.get(k) and k != 'seconds'}  # all but the timing, bit for bit
   assert not diff, [(k, [r.get(k) for r in resumed], [r.get(k) for r in uninterrupted])
                     for k in diff]
-  assert_same(final_leaves(eval_config(shots), str(full)), final_leaves(eval_config(shots), str(wd)))
+  assert_same(final_leaves(eval_config(shots), str(full)),
+              final_leaves(eval_config(shots), str(wd)))  # both load step 4, run nothing
 
 
 TABLE_SCRIPT = r'''

@@ -111,3 +111,11 @@ def test_eval_out_that_cannot_be_written_fails_before_evaluating(model_dir, tmp_
                      capture_output=True, text=True, timeout=300)
   assert_one_clear_line(r, f'cannot write {tmp_path / "file"}: {tmp_path / "file"} is a file, '
                            'not a folder. Fix: pass another --out')
+
+
+def test_write_image_folder_into_a_full_disk_is_one_line(tmp_path, monkeypatch):
+  """launch/translate.py's writer (data.images.write_image_folder) names the folder."""
+  from fsig_jax.data.images import write_image_folder  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(images.Image.Image, 'save', raise_oserror(errno.ENOSPC))
+  with pytest.raises(WriteError, match=rf'cannot write {tmp_path / "out"}: no space left'):
+    write_image_folder(tiny_images(2), tmp_path / 'out')

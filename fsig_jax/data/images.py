@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from fsig_jax.errors import DataError
+from fsig_jax.utils.files import writing
 from fsig_jax.utils.images import from_uint8, to_uint8  # pylint: disable=unused-import (re-exported)
 
 _log = logging.getLogger(__name__)
@@ -511,18 +512,22 @@ def write_image_folder(images: Any, path: Union[str, os.PathLike],
 
   Returns:
     The written paths, in image order.
+
+  Raises:
+    WriteError: the folder cannot be written (a file in the way, read-only, disk full).
   """
   x = np.asarray(images)
   if x.ndim != 4 or x.shape[-1] != 3:
     raise ValueError(f"write_image_folder expects NHWC RGB images, got shape {x.shape}.")
   folder = pathlib.Path(path)
-  folder.mkdir(parents=True, exist_ok=True)
   width = max(5, len(str(max(len(x) - 1, 0))))
   if names is not None and len(names) != len(x):
     raise ValueError(f"write_image_folder got {len(names)} names for {len(x)} images.")
   paths = []
-  for i, im in enumerate(to_uint8(x)):
-    p = folder / f"{prefix}{names[i] if names is not None else f'{i:0{width}d}'}.png"
-    Image.fromarray(im, "RGB").save(p)
-    paths.append(p)
+  with writing(str(folder)):  # a read-only folder, a full disk: one WriteError line
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(to_uint8(x)):
+      p = folder / f"{prefix}{names[i] if names is not None else f'{i:0{width}d}'}.png"
+      Image.fromarray(im, "RGB").save(p)
+      paths.append(p)
   return paths

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 from fsig_jax.data.images import DataError
 from fsig_jax.engine.run_config import ConfigError
 from fsig_jax.metrics import evaluate
-from fsig_jax.run import test_pause
+from fsig_jax.run import pause_for_tests
 from fsig_jax.utils.files import writing
 
 log = logging.getLogger('fsig_jax')
@@ -81,7 +81,7 @@ class PeriodicEval:
                                metrics=self.metrics, cache_dir=self.cache_dir,
                                batch_size=self.batch_size)
     result = {'step': int(step), **result}
-    test_pause('eval', f'step {step}')  # kill tests: inside the evaluation, before its record
+    pause_for_tests('eval', f'step {step}')  # kill tests: inside the evaluation, before its record
     with writing(self.path, '--workdir'):
       os.makedirs(os.path.dirname(self.path), exist_ok=True)
       cut = os.path.isfile(self.path) and _ends_without_newline(self.path)

@@ -1,4 +1,4 @@
-"""Writing outputs: every OSError of a write becomes one `WriteError` line naming the path and the fix.
+"""Writing outputs: an OSError of a write is one `WriteError` line naming the path and the fix.
 
 A workdir that is an existing file, a read-only output folder or a full disk
 otherwise ends in an OSError traceback from deep inside a save. Each writer of
