@@ -11,7 +11,7 @@ __version__ = '0.1.0'
 _API = ('adapt', 'CheckpointError', 'ConfigError', 'DataError', 'FsigError',
         'MissingNetworkError', 'ModelBundle', 'NonFiniteLossError', 'StyleGAN2Config', 'TRAINERS',
         'UnsafePickleError', 'ada_channels', 'load_bundle', 'load_pretrained',
-        'rosinality_channels', 'save_bundle', 'train')
+        'rosinality_channels', 'save_bundle', 'train', 'WriteError')
 __all__ = list(_API)
 
 

@@ -6,7 +6,8 @@ import jax
 
 from fsig_jax.convert.load import load_bundle, load_pretrained, save_bundle
 from fsig_jax.errors import (CheckpointError, ConfigError, DataError, FsigError,
-                             MissingNetworkError, NonFiniteLossError, UnsafePickleError)
+                             MissingNetworkError, NonFiniteLossError, UnsafePickleError,
+                             WriteError)
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.config import StyleGAN2Config, ada_channels, rosinality_channels
 
@@ -14,7 +15,7 @@ __all__ = [
     'adapt', 'CheckpointError', 'ConfigError', 'DataError', 'FsigError', 'MissingNetworkError',
     'ModelBundle', 'NonFiniteLossError', 'StyleGAN2Config', 'TRAINERS', 'UnsafePickleError',
     'ada_channels', 'load_bundle', 'load_pretrained', 'load_student', 'rosinality_channels',
-    'save_bundle', 'train',
+    'save_bundle', 'train', 'WriteError',
 ]
 
 # config.trainer -> the function that runs it, 'module:function' (imported on use, so
@@ -120,7 +121,13 @@ def train(config, workdir: Optional[str] = None, **kw):
   """Runs the trainer `config.trainer` selects (TRAINERS) on `config`, writing to `workdir`.
 
   `launch/main.py` is this function on a config file; `kw` go to the trainer
-  (e.g. bundle= and images= for 'adapt', as in `adapt()`). Returns what the
+  (e.g. bundle= and images= for 'adapt', as in `adapt()`). The config's numbers
+  (`run.check_config`) and the workdir (`run.check_workdir`) are checked first.
+  Returns what the
   trainer returns ('adapt': (final train state, adapted ModelBundle)).
   """
-  return trainer(config.trainer)(config, workdir, **kw)
+  from fsig_jax import run  # pylint: disable=g-import-not-at-top
+  fn = trainer(config.trainer)
+  run.check_config(config)  # bad numbers and an unwritable workdir before any data is loaded
+  run.check_workdir(workdir)
+  return fn(config, workdir, **kw)

@@ -38,5 +38,10 @@ class NonFiniteLossError(FsigError, FloatingPointError):
   """A loss term became NaN or inf; the message names the step and the term."""
 
 
+class WriteError(FsigError, OSError):
+  """A file or folder cannot be written (a file where a folder should be, no
+  permission, a read-only or full disk); the message names the path and the fix."""
+
+
 __all__ = ['FsigError', 'ConfigError', 'CheckpointError', 'UnsafePickleError',
-           'MissingNetworkError', 'DataError', 'NonFiniteLossError']
+           'MissingNetworkError', 'DataError', 'NonFiniteLossError', 'WriteError']

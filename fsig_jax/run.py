@@ -18,9 +18,14 @@ What a Run gives every trainer:
     `RESUMABLE_CHANGES` (run length, logging, evaluation); a setting added to
     fsig-jax after the run started counts as no change at its default;
   * the architecture record (model_config.json) the evaluation tools read;
+  * the config check (`check_config`): a negative step count, a batch size
+    or learning rate that is not positive, ... anywhere in the config is one
+    ConfigError line naming the field, before anything runs;
   * orbax checkpoints: atomic (written under a temporary name, renamed when
     complete, so a run killed mid-write resumes from the last complete one),
-    keep-N (`config.keep_checkpoints`), restore of the newest one;
+    keep-N (`config.keep_checkpoints`), restore of the newest one; a failed
+    write (full disk, no permission) is a WriteError naming the path, and
+    the last complete checkpoint stays the newest;
   * clu metric writers (TensorBoard + log; scalars and sample grids), on the
     lead process only;
   * progress lines with step rate and ETA over the recent lines;
@@ -51,14 +56,40 @@ import numpy as np
 from flax import traverse_util
 
 from fsig_jax.errors import ConfigError, NonFiniteLossError
+from fsig_jax.utils.files import check_writable, make_dirs, write_text, writing
 from fsig_jax.utils.images import make_grid, save_grid
 
 log = logging.getLogger('fsig_jax')
 
 # Fields that may differ when resuming a workdir (they do not change the run).
 RESUMABLE_CHANGES = ('steps', 'log_every', 'checkpoint_every', 'sample_every',
-                     'keep_checkpoints', 'eval_every', 'num_samples', 'eval', 'max_devices')
+                     'keep_checkpoints', 'eval_every', 'num_samples', 'eval', 'max_devices',
+                     'data.stream_above')
 ARCHITECTURE_FILE = 'model_config.json'
+
+# Numeric settings checked wherever they appear in a config (any trainer, nested
+# configs such as gpd's teacher.adapt too): name -> (valid, what a valid value is).
+_POSITIVE = (lambda v: v > 0, 'positive (> 0)')
+_COUNT = (lambda v: v >= 0, 'a count >= 0')
+_FRACTION = (lambda v: 0 <= v <= 1, 'in [0, 1]')
+_WEIGHT = (lambda v: v >= 0, '>= 0')
+CONFIG_RULES = {
+    'steps': (lambda v: v >= 0, 'a step count >= 0 (the run length)'),
+    'batch_size': _POSITIVE, 'lr': _POSITIVE, 'f_lr': _POSITIVE,
+    'log_every': _POSITIVE, 'checkpoint_every': _POSITIVE,
+    'keep_checkpoints': (lambda v: v >= 1, 'at least 1'),
+    'sample_every': (_COUNT[0], '>= 0 (0: no sample grids)'),
+    'eval_every': (_COUNT[0], '>= 0 (0: no periodic evaluation)'),
+    'num_samples': _POSITIVE, 'seed': (_COUNT[0], 'a seed >= 0'),
+    'max_images': (_COUNT[0], '>= 0 (0: all)'), 'min_images': _COUNT,
+    'stream_above': (_COUNT[0], '>= 0 (0: never stream)'),
+    'beta1': (lambda v: 0 <= v < 1, 'in [0, 1)'), 'beta2': (lambda v: 0 <= v < 1, 'in [0, 1)'),
+    'ema_beta': _FRACTION, 'w_avg_beta': _FRACTION, 'mixing_prob': _FRACTION,
+    'augment_p': _FRACTION,
+    'r1_gamma': _WEIGHT, 'pl_weight': _WEIGHT, 'gp_weight': _WEIGHT, 'drift': _WEIGHT,
+    'weight_decay': _WEIGHT, 'd_reg_every': _COUNT, 'g_reg_every': _COUNT,
+    'train_kimg': _WEIGHT, 'transition_kimg': _WEIGHT,
+}
 
 
 def run_fields(c, steps: int, *, log_every: int = 100, checkpoint_every: int = 1000,
@@ -126,6 +157,24 @@ def check_finite(metrics: dict, step: int):
         'hparams.lr or check the data and method weights.')
 
 
+def check_config(config, prefix: str = 'config'):
+  """Raises ConfigError for the first numeric setting `CONFIG_RULES` refuses (a
+  negative steps, a batch size or learning rate that is not positive, ...), naming
+  the field, its value, what is valid and the override that fixes it."""
+  for key in sorted(config.keys()):
+    value, name = config[key], f'{prefix}.{key}'
+    if hasattr(value, 'keys'):
+      check_config(value, name)
+      continue
+    rule = CONFIG_RULES.get(key)
+    if rule is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+      continue
+    valid, what = rule
+    if not (np.isfinite(value) and valid(value)):
+      raise ConfigError(f'{name} = {value!r} is invalid: it must be {what}; pass '
+                        f'--{name}=VALUE with a valid value (or fix it in the config file)')
+
+
 def check_resumable(saved_json: str, config, workdir: str, defaults=None):
   """Raises ConfigError when `config` would change a run saved in `workdir`.
 
@@ -167,11 +216,48 @@ def write_architecture(workdir: str, cfg) -> None:
   """Records the trained architecture (a dataclass config) beside config.json, once."""
   path = os.path.join(workdir, ARCHITECTURE_FILE)
   if not os.path.exists(path):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-      json.dump({'arch': getattr(cfg, 'arch', 'stylegan2'), 'config': dataclasses.asdict(cfg)},
-                f, indent=2)
-    os.replace(tmp, path)
+    write_text(path, json.dumps({'arch': getattr(cfg, 'arch', 'stylegan2'),
+                                 'config': dataclasses.asdict(cfg)}, indent=2), '--workdir')
+
+
+def check_workdir(workdir: Optional[str]) -> None:
+  """Creates `workdir` and checks that it takes files, so a workdir that is a file, a
+  read-only folder or a full disk is one WriteError line before any data is loaded."""
+  if workdir is not None:
+    check_writable(workdir, '--workdir')
+
+
+def pause_for_tests(what: str, detail: str = '') -> None:
+  """A test hook, off unless FSIG_TEST_{WHAT}_DELAY='SECONDS:MARKER' is set (only tests
+  set it: FSIG_TEST_CHECKPOINT_DELAY, FSIG_TEST_EVAL_DELAY): appends `detail` to the
+  file MARKER, then sleeps SECONDS, so a kill test knows the process is inside WHAT
+  (a checkpoint write, an evaluation) and kills it there (tests/test_kill_resume.py)."""
+  spec = os.environ.get(f'FSIG_TEST_{what.upper()}_DELAY')
+  if spec:
+    seconds, _, marker = spec.partition(':')
+    if marker:
+      with open(marker, 'a') as f:
+        f.write(f'{detail}\n')
+    time.sleep(float(seconds))
+
+
+def _before_commit(tmp_path: str) -> None:
+  """Called inside every checkpoint save, after its arrays are written to the temporary
+  folder and before the commit: FSIG_TEST_CHECKPOINT_DELAY pauses here (tests only)."""
+  pause_for_tests('checkpoint', tmp_path)
+
+
+def _temporary_path_class():
+  """orbax's atomic-rename temporary folder, with `_before_commit` before its commit."""
+  from orbax.checkpoint.path import atomicity  # pylint: disable=g-import-not-at-top
+
+  class TemporaryPath(atomicity.AtomicRenameTemporaryPath):
+
+    async def finalize(self, *args, **kwargs):
+      _before_commit(str(self.get()))
+      return await super().finalize(*args, **kwargs)
+
+  return TemporaryPath
 
 
 def _orbax():
@@ -230,17 +316,18 @@ class Run:
     self.progress = Progress(self.total, name=name)
     self._mngr, self._start = None, None
     self._writer = _writer_of._writer if _writer_of is not None else None
+    if _writer_of is None:
+      check_config(config)
     if workdir is None:
       return
-    os.makedirs(workdir, exist_ok=True)
+    make_dirs(workdir, '--workdir')
     if _writer_of is None:  # the top-level run records the config and owns the writer
       cfg_path = os.path.join(workdir, 'config.json')
       if os.path.exists(cfg_path):
         with open(cfg_path) as f:
           check_resumable(f.read(), config, workdir, defaults)
       elif self.lead:
-        with open(cfg_path, 'w') as f:
-          f.write(config.to_json_best_effort(indent=2))
+        write_text(cfg_path, config.to_json_best_effort(indent=2), '--workdir')
       if self.lead and architecture is not None:
         write_architecture(workdir, architecture)
       self._writer = _writer(os.path.join(workdir, 'logs'))
@@ -249,7 +336,7 @@ class Run:
         os.path.join(os.path.abspath(workdir), 'checkpoints'),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=config.keep_checkpoints, create=True, cleanup_tmp_directories=True,
-            enable_async_checkpointing=False))
+            enable_async_checkpointing=False, temporary_path_class=_temporary_path_class()))
 
   # -- checkpoints ----------------------------------------------------------
   def restore(self, state):
@@ -264,7 +351,16 @@ class Run:
     return self._mngr.restore(step, args=_orbax().args.StandardRestore(abstract))
 
   def save(self, step: int, state):
-    if self._mngr is not None:
+    """Checkpoints `state` at `step`. A failed write (full disk, no permission) is a
+    WriteError naming the folder; the incomplete checkpoint is never committed, so
+    the last complete one stays the newest and a re-run resumes from it."""
+    if self._mngr is None:
+      return
+    last = self._mngr.latest_step()
+    kept = f'checkpoint {step} was not saved' + (
+        '' if last is None else f'; the last complete one (step {last}) is kept and a re-run '
+        'of the same command resumes from it')
+    with writing(str(self._mngr.directory), '--workdir', kept):
       self._mngr.save(step, args=_orbax().args.StandardSave(state), force=True)
       self._mngr.wait_until_finished()
 
@@ -322,9 +418,10 @@ class Run:
       self._writer.flush()
     if self.lead:
       from fsig_jax.convert.load import save_bundle  # pylint: disable=g-import-not-at-top
-      save_bundle(model, os.path.join(self.workdir, 'model'), overwrite=True)
-      with open(os.path.join(self.workdir, 'run.json'), 'w') as f:
-        json.dump(info, f, indent=2)
+      with writing(os.path.join(self.workdir, 'model'), '--workdir'):
+        save_bundle(model, os.path.join(self.workdir, 'model'), overwrite=True)
+      write_text(os.path.join(self.workdir, 'run.json'), json.dumps(info, indent=2),
+                 '--workdir')
 
   # -- phases -------------------------------------------------------------------
   def phase(self, name: str, steps: int) -> 'Run':
@@ -352,5 +449,6 @@ class Run:
     if path is not None and self.lead:
       flat = traverse_util.flatten_dict(host(result), sep='/')
       tmp = path + '.tmp.npz'
-      np.savez(tmp, **flat)
-      os.replace(tmp, path)
+      with writing(path, '--workdir'):
+        np.savez(tmp, **flat)
+        os.replace(tmp, path)

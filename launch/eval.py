@@ -31,6 +31,7 @@ from fsig_jax.engine import export
 from fsig_jax.errors import FsigError
 from fsig_jax.metrics import evaluate
 from fsig_jax.utils.cli import fail
+from fsig_jax.utils.files import check_writable, write_text
 from fsig_jax.utils.images import save_grid
 from fsig_jax.utils.logs import quiet_logs
 
@@ -103,6 +104,7 @@ def main(argv):
     num = NUM.value or int((cfg.get('eval') or {}).get('num_samples',
                                                         evaluate.DEFAULT_NUM_SAMPLES))
     out = OUT.value or out
+    check_writable(os.path.dirname(os.path.abspath(out)), '--out')  # before minutes of work
     cache = CACHE.value if CACHE.value is not None else os.path.join(
         os.path.dirname(os.path.abspath(out)), 'cache')
     res = bundle.config.resolution
@@ -120,15 +122,16 @@ def main(argv):
   except (FsigError, ValueError) as err:
     fail(str(err))
   result = {'step': step, 'workdir': WORKDIR.value, 'checkpoint': CKPT.value, **result}
-  if GRID.value > 0:
-    n = min(GRID.value, num)
-    z = evaluate.sample_latents(bundle, n, SEED.value)
-    grid = os.path.splitext(out)[0] + '.png'
-    imgs = evaluate.generate_samples(bundle, z, SEED.value, BATCH.value)
-    result['grid'] = save_grid(grid, imgs, ncol=int(np.ceil(np.sqrt(n))))
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  with open(out, 'w') as f:
-    json.dump(evaluate.json_ready(result), f, indent=2)
+  try:  # an unwritable --out (read-only folder, full disk): one line (utils.files)
+    if GRID.value > 0:
+      n = min(GRID.value, num)
+      z = evaluate.sample_latents(bundle, n, SEED.value)
+      grid = os.path.splitext(out)[0] + '.png'
+      imgs = evaluate.generate_samples(bundle, z, SEED.value, BATCH.value)
+      result['grid'] = save_grid(grid, imgs, ncol=int(np.ceil(np.sqrt(n))))
+    write_text(out, json.dumps(evaluate.json_ready(result), indent=2), '--out')
+  except FsigError as err:
+    fail(str(err))
   print(evaluate.summary(result))
   print(f'wrote {out}' + (f' and {result["grid"]}' if 'grid' in result else ''))
 

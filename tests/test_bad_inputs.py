@@ -116,6 +116,77 @@ def test_bad_input_gets_a_clear_error(case, tmp_path):
     loop.train(cfg, None, bundle=bundle)
 
 
+def trainer_defaults(name):
+  """The default config of trainer `name` (adapt and progressive share run_config's)."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from fsig_jax import api  # pylint: disable=g-import-not-at-top
+  module = importlib.import_module(api.TRAINERS[name].split(':')[0])
+  c = getattr(module, 'default_config', run_config.default_config)()
+  c.trainer = name
+  return c
+
+
+BAD_NUMBERS = [('steps', -5, 'a step count >= 0 (the run length)'),
+               ('hparams.batch_size', 0, 'positive'),
+               ('hparams.lr', -0.001, 'positive'), ('hparams.lr', 0.0, 'positive'),
+               ('log_every', 0, 'positive'), ('checkpoint_every', -1, 'positive'),
+               ('seed', -1, 'a seed >= 0'), ('keep_checkpoints', 0, 'at least 1'),
+               ('hparams.beta2', 1.0, 'in [0, 1)'), ('hparams.lr', float('nan'), 'positive')]
+
+
+@pytest.mark.parametrize('name', ['adapt', 'progressive', 'gpd', 'kdit', 'stargan_v2',
+                                  'kdit_spade'])
+def test_invalid_numbers_are_refused_for_every_trainer(name):
+  """run.check_config (called by api.train and every Run) names the field, the bad value,
+  what is valid and the override, for every trainer's config, nested ones included."""
+  from fsig_jax import run  # pylint: disable=g-import-not-at-top
+  run.check_config(trainer_defaults(name))  # the defaults pass
+  for field, value, valid in BAD_NUMBERS:
+    c = trainer_defaults(name)
+    node = c
+    *parents, leaf = field.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+    with pytest.raises(run_config.ConfigError,
+                       match=re.escape(f'config.{field} = {value!r} is invalid: it must be '
+                                       f'{valid}') + r'.*; pass ' +
+                       re.escape(f'--config.{field}=VALUE')):
+      run.check_config(c)
+  if name == 'gpd':  # a nested adaptation config (the teacher's) is checked too
+    c = trainer_defaults(name)
+    c.teacher.adapt.hparams.batch_size = -2
+    with pytest.raises(run_config.ConfigError, match=r'config.teacher.adapt.hparams.batch_size'):
+      run.check_config(c)
+
+
+def test_shipped_configs_pass_the_number_check():
+  import sys as _sys  # pylint: disable=g-import-not-at-top
+  from fsig_jax import run  # pylint: disable=g-import-not-at-top
+  _sys.path.insert(0, str(ROOT))
+  from fsig_jax.utils.cli import load_config_file  # pylint: disable=g-import-not-at-top
+  specs = ['configs/quickstart.py', 'configs/offline.py:cdc,babies', 'configs/pretrain_anime64.py',
+           'configs/pretrain_progan32.py', 'configs/gpd_anime_sketch.py:gpd',
+           'configs/kdit_anime.py:distill', 'configs/rick_afhq_cat.py']
+  for spec in specs:
+    run.check_config(load_config_file(str(ROOT / spec.split(':')[0]) +
+                                       (':' + spec.split(':')[1] if ':' in spec else '')))
+
+
+def test_ci_fails_without_the_shared_data(tmp_path):
+  """.ci/run stops before installing anything when the test data folder is missing
+  (the tests would skip and CI would pass having tested little)."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  repo = tmp_path / 'repo'
+  shutil.copytree(ROOT / '.ci', repo / '.ci')
+  env = {'PATH': '/usr/bin:/bin', 'FSIG_SHARED': str(tmp_path / 'no_shared')}
+  r = subprocess.run(['bash', str(repo / '.ci' / 'run')], capture_output=True, text=True,
+                     env=env, timeout=60)
+  assert r.returncode == 2, r.stderr
+  assert f'the test data folder {tmp_path / "no_shared"} does not exist' in r.stderr
+  assert not (repo / '.venv').exists()  # stopped before creating the venv
+
+
 def test_batch_not_divisible_by_devices():
   mesh = types.SimpleNamespace(devices=np.zeros(8))
   with pytest.raises(run_config.ConfigError, match=r'batch_size 4 is not divisible by the 8'):
@@ -149,6 +220,12 @@ CLI = [
     (['--config=configs/kdit_spade.py:distill,audio'], "bad argument 'distill,audio'"),
     (['--config=configs/kdit_anime.py:distill', '--config.teacher.checkpoint=random:7'],
      'teacher.checkpoint: bad model spec'),
+    # Numbers that would run silently or fail deep inside: refused before anything runs.
+    (['--config=configs/offline.py:tgan,babies', '--config.steps=-5'],
+     'config.steps = -5 is invalid: it must be a step count >= 0 (the run length); pass '
+     '--config.steps=VALUE'),
+    (['--config=configs/pretrain_progan32.py', '--config.hparams.batch_size=0'],
+     'config.hparams.batch_size = 0 is invalid: it must be positive'),
 ]
 
 

@@ -67,6 +67,25 @@ def _check_truncated_jpeg(data, tmp_path):
     load_image_folder(tmp_path, 64)
 
 
+def test_image_over_the_decompression_bomb_limit_is_named(tmp_path, monkeypatch):
+  """A huge image (13,500 px a side in the wild) raises PIL's DecompressionBombError from
+  deep inside; here the limit is lowered instead: one DataError naming the file, its size
+  and the fixes, from a full load and from the header check of streamed sets."""
+  _save(tmp_path / "a_ok.png", _rgb(8, 8))
+  _save(tmp_path / "b_huge.png", _rgb(30, 40))
+  monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # PIL refuses above 2x: 1,000 pixels
+  pattern = (r"Image .*b_huge\.png is too large to load: 1,200 pixels, over PIL's "
+             r"decompression-bomb limit of 1,000 pixels\. Resize it .* or move it out of the "
+             r"folder; .*raise PIL\.Image\.MAX_IMAGE_PIXELS")
+  with pytest.raises(DataError, match=pattern):
+    load_image_folder(tmp_path, 8)
+  files = sorted(tmp_path.iterdir())
+  with pytest.raises(DataError, match=pattern):
+    images_lib.check_image_files(files, 8, str(tmp_path))
+  monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+  assert load_image_folder(tmp_path, 8).shape == (2, 8, 8, 3)
+
+
 # --------------------------------------------------------------------------- folders
 
 

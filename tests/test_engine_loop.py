@@ -1,4 +1,5 @@
 """The run loop: resume, crash safety, non-finite losses, config checks, adapt()."""
+import errno
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from conftest import ROOT
 from engine_utils import leaves_with_paths, tiny_bundle, tiny_images
 from fsig_jax import methods, run
 from fsig_jax.engine import loop, run_config
+from fsig_jax.errors import WriteError
 from fsig_jax.methods.base import Method
 from fsig_jax.utils.images import save_grid
 
@@ -88,6 +90,31 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
   with pytest.raises(run.NonFiniteLossError, match=r"step 3: loss term\(s\) \['bomb'\]"):
     final_leaves(c, wd)
   assert sorted(os.listdir(os.path.join(wd, 'checkpoints'))) == ['2']
+
+
+def test_full_disk_mid_checkpoint_keeps_the_last_one_and_resumes_bit_exactly(
+    uninterrupted, tmp_path, monkeypatch):
+  """ENOSPC inside the save of checkpoint 4 (its arrays written, not committed): one
+  WriteError naming the checkpoint folder and the kept step 2; a re-run resumes from
+  step 2 and ends bit-identical to a run that never failed."""
+  wd = str(tmp_path / 'wd')
+  calls = []
+
+  def disk_full_at_4(tmp):
+    calls.append(tmp)
+    if os.path.basename(os.path.dirname(tmp)).startswith('4.'):
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), tmp)
+  monkeypatch.setattr(run, '_before_commit', disk_full_at_4)
+  with pytest.raises(WriteError) as e:
+    final_leaves(tiny_config(5), wd)
+  msg = str(e.value)
+  assert f'cannot write {os.path.join(wd, "checkpoints")}: no space left' in msg, msg
+  assert 'checkpoint 4 was not saved; the last complete one (step 2) is kept' in msg, msg
+  assert any(c.startswith(os.path.join(wd, 'checkpoints', '4.')) for c in calls), calls
+  assert [d for d in os.listdir(os.path.join(wd, 'checkpoints')) if d.isdigit()] == ['2']
+  monkeypatch.undo()
+  assert_same(uninterrupted, final_leaves(tiny_config(5), wd))
+  assert sorted(os.listdir(os.path.join(wd, 'checkpoints'))) == ['2', '4', '5']
 
 
 def test_adapt_writes_nothing_by_default(tmp_path, monkeypatch):

@@ -22,12 +22,14 @@ import collections
 import logging
 import os
 import pathlib
+import re
 from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
 
 from fsig_jax.errors import DataError
+from fsig_jax.utils.files import writing
 from fsig_jax.utils.images import from_uint8, to_uint8  # pylint: disable=unused-import (re-exported)
 
 _log = logging.getLogger(__name__)
@@ -56,7 +58,8 @@ def load_image_folder(path: Union[str, os.PathLike],
                       max_images: Optional[int] = None,
                       grayscale: str = "convert",
                       alpha: str = "composite",
-                      recursive: bool = False) -> np.ndarray:
+                      recursive: bool = False,
+                      uint8: bool = False) -> np.ndarray:
   """Loads the images of a folder as an (N, R, R, 3) float32 array in [-1, 1].
 
   Files are sorted by name (by relative path when `recursive`), so the result
@@ -81,9 +84,12 @@ def load_image_folder(path: Union[str, os.PathLike],
       images with any transparent pixel. Fully opaque RGBA images are always
       accepted.
     recursive: also read subfolders (hidden ones skipped).
+    uint8: return the pixels as uint8 [0, 255] (a quarter of float32's memory;
+      `from_uint8` gives the float32 values exactly).
 
   Returns:
-    float32 array of shape (N, resolution, resolution, 3) in [-1, 1].
+    float32 array of shape (N, resolution, resolution, 3) in [-1, 1] (uint8
+    [0, 255] with `uint8`).
 
   Raises:
     DataError: missing folder, a file instead of a folder, no images,
@@ -91,6 +97,17 @@ def load_image_folder(path: Union[str, os.PathLike],
       than `min_images` images.
   """
   _check_options(resolution, min_images, max_images, grayscale, alpha)
+  files = folder_image_files(path, min_images=min_images, max_images=max_images,
+                             recursive=recursive)
+  return load_image_files(files, resolution, grayscale=grayscale, alpha=alpha, where=str(path),
+                          uint8=uint8)
+
+
+def folder_image_files(path: Union[str, os.PathLike], *, min_images: int = 1,
+                       max_images: Optional[int] = None,
+                       recursive: bool = False) -> List[pathlib.Path]:
+  """The files `load_image_folder` reads, in its order; a DataError when fewer than
+  `min_images`."""
   folder = pathlib.Path(path)
   files = list_image_files(folder, recursive=recursive)
   if max_images is not None:
@@ -98,25 +115,39 @@ def load_image_folder(path: Union[str, os.PathLike],
   if len(files) < min_images:
     raise DataError(f"{folder} has {len(files)} image(s) but at least {min_images} are "
                     f"required (min_images={min_images}): add images or lower min_images.")
-  return load_image_files(files, resolution, grayscale=grayscale, alpha=alpha, where=str(folder))
+  return files
 
 
 def load_image_files(files: Sequence[Union[str, os.PathLike]], resolution: int, *,
                      grayscale: str = "convert", alpha: str = "composite",
-                     where: str = "") -> np.ndarray:
-  """Loads the given image files exactly as `load_image_folder` loads a folder's."""
-  out = np.empty((len(files), resolution, resolution, 3), np.float32)
+                     where: str = "", uint8: bool = False, warn: bool = True) -> np.ndarray:
+  """Loads the given image files exactly as `load_image_folder` loads a folder's
+  (uint8 [0, 255] with `uint8`); `warn=False` skips the small-image warning (for
+  batches read from a folder that was checked once, `check_image_files`)."""
+  out = np.empty((len(files), resolution, resolution, 3), np.uint8)
   small = []
   for i, file in enumerate(files):
     file = pathlib.Path(file)
     img = _open_image(file)
-    side = min(img.size)
-    if side * SMALL_FACTOR < resolution:
+    if min(img.size) * SMALL_FACTOR < resolution:
       small.append(f"{file.name} ({img.size[0]}x{img.size[1]})")
     rgb = to_rgb(img, str(file), grayscale=grayscale, alpha=alpha)
-    out[i] = _uint8_to_float(np.asarray(center_crop_resize(rgb, resolution)))
-  _warn_small(small, resolution, where or "the given files")
-  return out
+    out[i] = np.asarray(center_crop_resize(rgb, resolution))
+  if warn:
+    _warn_small(small, resolution, where or "the given files")
+  return out if uint8 else _uint8_to_float(out)
+
+
+def check_image_files(files: Sequence[pathlib.Path], resolution: int, where: str) -> None:
+  """Reads only the headers of `files` (fast): an unreadable or too large file is the
+  DataError `load_image_files` would raise, and small images get its one warning. For
+  sets read from disk batch by batch, so a bad file fails at the start, not mid-run."""
+  small = []
+  for file in files:
+    size = _open_image(pathlib.Path(file), decode=False).size
+    if min(size) * SMALL_FACTOR < resolution:
+      small.append(f"{pathlib.Path(file).name} ({size[0]}x{size[1]})")
+  _warn_small(small, resolution, where)
 
 
 def list_image_files(folder: pathlib.Path, recursive: bool = False) -> List[pathlib.Path]:
@@ -159,12 +190,21 @@ def list_image_files(folder: pathlib.Path, recursive: bool = False) -> List[path
   raise DataError(f"Image folder {folder} is empty (no {supported} files).{hint}")
 
 
-def _open_image(file: pathlib.Path) -> Image.Image:
-  """Opens and fully decodes one image file; corrupt or truncated files raise a DataError."""
+def _open_image(file: pathlib.Path, decode: bool = True) -> Image.Image:
+  """Opens and fully decodes one image file (only its header without `decode`); corrupt,
+  truncated or too large files raise a DataError naming the file and the fix."""
   try:
     with Image.open(file) as img:
-      img.load()  # Decodes now: a truncated JPEG raises here, not later.
+      if decode:
+        img.load()  # Decodes now: a truncated JPEG raises here, not later.
       return img
+  except Image.DecompressionBombError as e:
+    size = re.search(r"\((\d+) pixels\)", str(e))
+    size = f"{int(size.group(1)):,} pixels" if size else "its size"
+    raise DataError(f"Image {file} is too large to load: {size}, over PIL's decompression-bomb "
+                    f"limit of {2 * Image.MAX_IMAGE_PIXELS:,} pixels. Resize it (training uses a "
+                    "few hundred pixels a side) or move it out of the folder; if you trust the "
+                    "file, raise PIL.Image.MAX_IMAGE_PIXELS.") from e
   except (OSError, Image.UnidentifiedImageError, SyntaxError, ValueError) as e:
     raise DataError(f"Cannot read image {file}: {type(e).__name__}: {e}. The file is "
                     "corrupt, truncated or not an image: re-export or delete it.") from e
@@ -248,7 +288,8 @@ def load_images(source: Any,
                 alpha: str = "composite",
                 recursive: bool = False,
                 tfds_data_dir: Optional[str] = None,
-                tfds_image_key: str = "image") -> np.ndarray:
+                tfds_image_key: str = "image",
+                uint8: bool = False) -> np.ndarray:
   """Loads images from any supported source as (N, R, R, 3) float32 in [-1, 1].
 
   `source` is one of:
@@ -271,14 +312,18 @@ def load_images(source: Any,
       (`recursive` only applies to folders).
     tfds_data_dir: root folder of prepared tfds datasets.
     tfds_image_key: the image feature of the tfds examples.
+    uint8: return 8-bit sources (folders, tfds, uint8 arrays) as uint8 [0, 255],
+      a quarter of float32's memory (`from_uint8` gives the float32 values
+      exactly); float arrays stay float32.
 
   Returns:
-    float32 array of shape (N, resolution, resolution, 3) in [-1, 1].
+    float32 array of shape (N, resolution, resolution, 3) in [-1, 1] (see `uint8`).
 
   Raises:
     DataError: for every data problem, naming the source and the fix.
   """
-  kw = dict(min_images=min_images, max_images=max_images, grayscale=grayscale, alpha=alpha)
+  kw = dict(min_images=min_images, max_images=max_images, grayscale=grayscale, alpha=alpha,
+            uint8=uint8)
   if isinstance(source, str) and source.startswith(TFDS_PREFIX):
     _check_options(resolution, **kw)
     return _load_tfds(source, resolution, data_dir=tfds_data_dir, image_key=tfds_image_key, **kw)
@@ -291,8 +336,9 @@ def load_images(source: Any,
                   "array, a folder path or 'tfds:NAME[:SPLIT]'.")
 
 
-def _check_options(resolution, min_images, max_images, grayscale, alpha) -> None:
+def _check_options(resolution, min_images, max_images, grayscale, alpha, uint8=False) -> None:
   """Validates the shared keyword options (programming errors, so plain ValueError)."""
+  del uint8
   if not isinstance(resolution, (int, np.integer)) or resolution < 1:
     raise ValueError(f"resolution must be a positive int, got {resolution!r}.")
   if max_images is not None and max_images < min_images:
@@ -307,7 +353,8 @@ def _check_options(resolution, min_images, max_images, grayscale, alpha) -> None
 
 
 def _load_array(x: np.ndarray, resolution: int, *, min_images: int,
-                max_images: Optional[int], grayscale: str, alpha: str) -> np.ndarray:
+                max_images: Optional[int], grayscale: str, alpha: str,
+                uint8: bool = False) -> np.ndarray:
   """Validates an image array, converts it to NHWC float32 [-1, 1] and resizes it if needed."""
   del alpha  # Arrays with an alpha channel are refused below.
   if x.ndim != 4:
@@ -345,7 +392,9 @@ def _load_array(x: np.ndarray, resolution: int, *, min_images: int,
     _log.info("Resizing %d array images from %dx%d to %dx%d (center crop + PIL LANCZOS).",
               x.shape[0], x.shape[1], x.shape[2], resolution, resolution)
     x = _resize_array(x, resolution)
-  return _uint8_to_float(x) if is_uint8 else np.ascontiguousarray(x, np.float32)
+  if is_uint8:
+    return np.ascontiguousarray(x) if uint8 else _uint8_to_float(x)
+  return np.ascontiguousarray(x, np.float32)
 
 
 def _check_float_range(x: np.ndarray) -> None:
@@ -384,7 +433,7 @@ def _resize_array(x: np.ndarray, resolution: int) -> np.ndarray:
 
 def _load_tfds(spec: str, resolution: int, *, data_dir: Optional[str], image_key: str,
                min_images: int, max_images: Optional[int], grayscale: str,
-               alpha: str) -> np.ndarray:
+               alpha: str, uint8: bool = False) -> np.ndarray:
   """Reads 'tfds:NAME[:SPLIT]' from a locally prepared TensorFlow Datasets dataset."""
   import tensorflow_datasets as tfds  # Heavy (TensorFlow): imported only when used.
 
@@ -429,8 +478,8 @@ def _load_tfds(spec: str, resolution: int, *, data_dir: Optional[str], image_key
                     f"required (min_images={min_images}).")
   _warn_small(small, resolution, spec)
   if not images:
-    return np.zeros((0, resolution, resolution, 3), np.float32)
-  return _uint8_to_float(np.stack(images))
+    return np.zeros((0, resolution, resolution, 3), np.uint8 if uint8 else np.float32)
+  return np.stack(images) if uint8 else _uint8_to_float(np.stack(images))
 
 
 def _array_to_pil(a: np.ndarray, where: str) -> Image.Image:
@@ -463,18 +512,22 @@ def write_image_folder(images: Any, path: Union[str, os.PathLike],
 
   Returns:
     The written paths, in image order.
+
+  Raises:
+    WriteError: the folder cannot be written (a file in the way, read-only, disk full).
   """
   x = np.asarray(images)
   if x.ndim != 4 or x.shape[-1] != 3:
     raise ValueError(f"write_image_folder expects NHWC RGB images, got shape {x.shape}.")
   folder = pathlib.Path(path)
-  folder.mkdir(parents=True, exist_ok=True)
   width = max(5, len(str(max(len(x) - 1, 0))))
   if names is not None and len(names) != len(x):
     raise ValueError(f"write_image_folder got {len(names)} names for {len(x)} images.")
   paths = []
-  for i, im in enumerate(to_uint8(x)):
-    p = folder / f"{prefix}{names[i] if names is not None else f'{i:0{width}d}'}.png"
-    Image.fromarray(im, "RGB").save(p)
-    paths.append(p)
+  with writing(str(folder)):  # a read-only folder, a full disk: one WriteError line
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(to_uint8(x)):
+      p = folder / f"{prefix}{names[i] if names is not None else f'{i:0{width}d}'}.png"
+      Image.fromarray(im, "RGB").save(p)
+      paths.append(p)
   return paths

@@ -1,9 +1,11 @@
 """Training batches as a pure function of (seed, step), so resumed runs see the same data.
 
-A `BatchSampler` holds the whole (small) training set on the host and draws
-each batch from `np.random.default_rng([seed, step])`; no iterator state has to
-be checkpointed, and every process of a multi-host run computes the same global
-batch and keeps its own contiguous slice.
+A `BatchSampler` draws each batch of a training set from
+`np.random.default_rng([seed, step])`; no iterator state has to be
+checkpointed, and every process of a multi-host run computes the same global
+batch and keeps its own contiguous slice. The set is an `image_set.ImageSet`:
+held on the host (8-bit sources as uint8) or, when large, read from disk per
+batch, with the same batches either way.
 
 Horizontal flips are off by default (`flip=False`): the sampler returns the
 data as given and leaves augmentation to the training config. StyleGAN2-pytorch
@@ -15,10 +17,13 @@ from typing import Tuple
 
 import numpy as np
 
+from fsig_jax.data.image_set import ImageSet
+
 
 class BatchSampler:
-  """Deterministic minibatches of an (N, R, R, C) float32 image array (C = 3; 6 for the
-  translation students' (input, target) pairs, flipped together).
+  """Deterministic float32 minibatches of an (N, R, R, C) image set: an `ImageSet`, or
+  an array (uint8 [0, 255], held as uint8, or floats in [-1, 1]); C = 3, or 6 for the
+  translation students' (input, target) pairs, flipped together.
 
   `batch(step)` depends only on (seed, step): indices are drawn without
   replacement when N >= batch_size and with replacement otherwise (a 10-shot
@@ -26,15 +31,15 @@ class BatchSampler:
   probability 1/2.
 
   Attributes:
-    images: the host array, (N, R, R, C) float32.
+    images: the set, an `ImageSet` (`images[idx]` -> float32).
     batch_size: global batch size.
     seed: base seed; different seeds give different batch sequences.
     flip: random horizontal flips.
   """
 
   def __init__(self, images, batch_size: int, seed: int = 0, flip: bool = False):
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4 or images.shape[0] == 0:
+    images = images if isinstance(images, ImageSet) else ImageSet(images)
+    if len(images.shape) != 4 or images.shape[0] == 0:
       raise ValueError(f"BatchSampler needs a non-empty (N, R, R, C) array, got {images.shape}.")
     if int(batch_size) < 1:
       raise ValueError(f"batch_size must be positive, got {batch_size}.")
@@ -59,7 +64,7 @@ class BatchSampler:
     return idx, flips
 
   def _gather(self, idx: np.ndarray, flips: np.ndarray) -> np.ndarray:
-    out = self.images[idx]  # Fancy indexing copies: callers may modify the batch.
+    out = self.images[idx]  # A new float32 array: callers may modify the batch.
     out[flips] = out[flips][:, :, ::-1]
     return out
 

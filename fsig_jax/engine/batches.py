@@ -4,7 +4,8 @@
 for a step, `(real, extra)`: the target batch, and {stream: batch} (or None) for every
 image stream a method declares in `Method.data` (KD-FSIG's real source-domain
 images). Each stream is loaded once at the model's resolution with the library's
-one loader and sampled by its own `BatchSampler`, so every batch is a pure
+one loader (an `ImageSet`: uint8, or read per batch above `stream_above`
+images) and sampled by its own `BatchSampler`, so every batch is a pure
 function of (seed, step) and a resumed run sees the same data. With a mesh,
 each process draws its slice of the global batch and the result is sharded over
 the devices (`parallel.global_batch`); without one, plain host arrays.
@@ -14,7 +15,7 @@ from typing import Dict, Optional, Tuple
 
 import jax
 
-from fsig_jax.data.images import load_images
+from fsig_jax.data.image_set import load_image_set
 from fsig_jax.data.sources import BatchSampler
 from fsig_jax.engine import parallel
 from fsig_jax.errors import ConfigError, DataError
@@ -30,15 +31,15 @@ class Batches:
   """(real, extra) for each step; see the module docstring."""
 
   def __init__(self, images, batch_size: int, *, seed: int, flip: bool, method=None,
-               resolution: Optional[int] = None, mesh=None):
+               resolution: Optional[int] = None, mesh=None, stream_above: int = 0):
     self.mesh = mesh
     self.target = BatchSampler(images, batch_size, seed=seed, flip=flip)
     self.streams = {}
     for name, spec in sorted(getattr(method, 'data', {}).items()):
       try:
-        data = load_images(spec['source'], resolution or self.target.images.shape[1],
-                           max_images=spec.get('max_images') or None,
-                           min_images=spec.get('min_images', 1))
+        data = load_image_set(spec['source'], resolution or self.target.images.shape[1],
+                              max_images=spec.get('max_images') or None,
+                              min_images=spec.get('min_images', 1), stream_above=stream_above)
       except DataError as e:
         raise ConfigError(f"{spec.get('setting', name)} = {spec['source']!r}: {e}") from None
       self.streams[name] = BatchSampler(data, batch_size, seed=stream_seed(seed, name),

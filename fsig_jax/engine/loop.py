@@ -18,7 +18,7 @@ import numpy as np
 
 from fsig_jax.convert.load import load_pretrained
 from fsig_jax.data import targets
-from fsig_jax.data.images import load_images
+from fsig_jax.data.image_set import load_image_set
 from fsig_jax.engine import parallel, periodic_eval, phases, run_config
 from fsig_jax.engine.batches import Batches
 from fsig_jax.engine.state import init_state, make_optimizers, state_to_bundle
@@ -44,7 +44,9 @@ def sample_rows(source_row: Optional[np.ndarray], adapted: ModelBundle, z):
 
 
 def prepare(config, bundle: Optional[ModelBundle] = None, images=None):
-  """Loads (or checks) the model and target images named by the config."""
+  """Loads (or checks) the model and the target images named by the config; the images
+  are an `ImageSet` (uint8 in memory, or read from disk per batch for a folder of
+  more than config.data.stream_above images)."""
   if bundle is None:
     if not config.model.checkpoint:
       raise ConfigError('config.model.checkpoint is empty: set it to a rosinality .pt, an '
@@ -77,8 +79,9 @@ def prepare(config, bundle: Optional[ModelBundle] = None, images=None):
           f'{config.data.description}. Pass --config.data.source=FOLDER.')
   if targets.is_derived(images):
     images = targets.load_derived(images, res)
-  images = load_images(images, res, min_images=config.data.min_images,
-                       max_images=config.data.max_images or None)
+  images = load_image_set(images, res, min_images=config.data.min_images,
+                          max_images=config.data.max_images or None,
+                          stream_above=config.data.get('stream_above', 0))
   return bundle, images
 
 
@@ -104,7 +107,8 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   state = run.restore(parallel.replicate(state, mesh))
   step_fn = make_train_step(bundle.config, hp, method, mesh=mesh, optimizers=optimizers)
   batches = Batches(images, hp.batch_size, seed=config.seed, flip=config.data.flip,
-                    method=method, resolution=bundle.config.resolution, mesh=mesh)
+                    method=method, resolution=bundle.config.resolution, mesh=mesh,
+                    stream_above=config.data.get('stream_above', 0))
   z_fixed = jax.random.normal(jax.random.PRNGKey(config.seed + 1),
                               (config.num_samples, bundle.config.z_dim))
   source_row = None  # the source model's images of z_fixed never change
@@ -114,6 +118,8 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
            bundle.source, len(images), bundle.config.resolution, method.name, start,
            config.steps, mesh.devices.size)
 
+  if evaluator is not None and evaluator.interrupted(start):  # killed during it: make it now
+    run.scalars(start, evaluator(start, state_to_bundle(host(state), bundle)))
   step = start
   while step < config.steps:
     state, metrics = step_fn(state, *batches(step))

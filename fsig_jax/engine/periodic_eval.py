@@ -8,6 +8,8 @@ TensorBoard writer ('eval/FID-VGG', ...). Its data are resolved and checked
 when the run starts, so a missing reference folder fails before training, not
 after the first eval_every steps. A resumed run may append a step twice (the
 steps after the last checkpoint are re-run); readers keep the last line per step.
+A run killed during an evaluation resumes at that step's checkpoint and makes the
+evaluation then (`interrupted`).
 """
 import json
 import logging
@@ -17,6 +19,8 @@ from typing import Dict, Optional
 from fsig_jax.data.images import DataError
 from fsig_jax.engine.run_config import ConfigError
 from fsig_jax.metrics import evaluate
+from fsig_jax.run import pause_for_tests
+from fsig_jax.utils.files import writing
 
 log = logging.getLogger('fsig_jax')
 
@@ -56,6 +60,25 @@ class PeriodicEval:
     model is always scored (e.g. --config.steps=1000 with eval_every 400)."""
     return step % self.every == 0 or step == last
 
+  def recorded(self, step: int) -> bool:
+    """True when workdir/eval/metrics.jsonl holds an evaluation at `step`."""
+    if not os.path.isfile(self.path):
+      return False
+    with open(self.path) as f:
+      lines = f.read().splitlines()
+    for line in lines:
+      try:
+        if json.loads(line).get('step') == step:
+          return True
+      except ValueError:  # a line cut by a kill mid-append
+        continue
+    return False
+
+  def interrupted(self, step: int) -> bool:
+    """True when a run resumed at `step` (its newest checkpoint) was due an evaluation
+    there that it never recorded: killed during it. The loop makes it on resume."""
+    return step > 0 and self.due(step) and not self.recorded(step)
+
   def __call__(self, step: int, bundle) -> Dict[str, float]:
     log.info('evaluating at step %d: %s on %d samples (minutes on a CPU)...', step,
              ','.join(self.metrics), self.num_samples)
@@ -64,11 +87,23 @@ class PeriodicEval:
                                metrics=self.metrics, cache_dir=self.cache_dir,
                                batch_size=self.batch_size, extractor=self.extractor)
     result = {'step': int(step), **result}
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(evaluate.json_ready(result)) + '\n')
+    pause_for_tests('eval', f'step {step}')  # kill tests: inside the evaluation, before its record
+    with writing(self.path, '--workdir'):
+      os.makedirs(os.path.dirname(self.path), exist_ok=True)
+      cut = os.path.isfile(self.path) and _ends_without_newline(self.path)
+      with open(self.path, 'a') as f:  # a line cut by a kill stays alone on its line
+        f.write(('\n' if cut else '') + json.dumps(evaluate.json_ready(result)) + '\n')
     log.info('eval at step %d: %s', step, evaluate.summary(result))
     return {f'eval/{k}': v for k, v in evaluate.scalars(result).items()}
+
+
+def _ends_without_newline(path: str) -> bool:
+  with open(path, 'rb') as f:
+    f.seek(0, os.SEEK_END)
+    if f.tell() == 0:
+      return False
+    f.seek(-1, os.SEEK_END)
+    return f.read(1) != b'\n'
 
 
 def from_config(config, workdir: Optional[str], images, resolution: int) -> Optional[PeriodicEval]:

@@ -24,6 +24,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.max_images = 0          # 0: all
   c.data.min_images = 1
   c.data.flip = True             # rosinality/CDC train.py: RandomHorizontalFlip
+  c.data.stream_above = 10_000   # a folder of more images is read from disk per batch, not
+  #                                held (0: always held; held sets are uint8); same batches
   c.data.description = ''        # what the data is and where users get it (for errors)
   c.method = ml_collections.ConfigDict()
   c.method.names = 'tgan'        # comma-separated, composed in order, e.g. 'ewc,cdc'

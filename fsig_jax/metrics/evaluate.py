@@ -312,7 +312,7 @@ def default_sources(data_source: Any, reference: Any = 'auto',
         return len(list_image_files(pathlib.Path(src))) <= FEW_SHOT_MAX
       except DataError:
         return False
-    if isinstance(src, (np.ndarray, jax.Array)):
+    if hasattr(src, 'shape'):  # an array, or a training ImageSet
       return len(src) <= FEW_SHOT_MAX
     return False
 

@@ -6,6 +6,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from fsig_jax.utils.files import writing
+
 
 def to_uint8(images) -> np.ndarray:
   """NHWC floats in [-1, 1] -> uint8 (clipped), as the official codes save images."""
@@ -35,15 +37,27 @@ def make_grid(images, ncol: Optional[int] = None, pad: int = 2) -> np.ndarray:
   return grid
 
 
-def save_grid(path: str, images, ncol: Optional[int] = None, pad: int = 2) -> str:
-  """Writes a PNG grid (atomically: temp file then rename) and returns the path.
-  One image with pad=0 is written as a plain PNG of that image."""
-  grid = make_grid(images, ncol, pad)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+def save_png(path: str, image: Image.Image) -> str:
+  """Writes a PIL image as PNG atomically (temp file then rename), creating the folder;
+  a write failure (read-only folder, full disk, a file in the way) is one WriteError
+  naming the path and the fix, and leaves no temporary file. Returns the path."""
   tmp = f'{path}.tmp.png'
-  Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid).save(tmp)
-  os.replace(tmp, path)
+  with writing(path):
+    try:
+      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+      image.save(tmp)
+      os.replace(tmp, path)
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
   return path
+
+
+def save_grid(path: str, images, ncol: Optional[int] = None, pad: int = 2) -> str:
+  """Writes a PNG grid (atomically: `save_png`) and returns the path. One image with
+  pad=0 is written as a plain PNG of that image."""
+  grid = make_grid(images, ncol, pad)
+  return save_png(path, Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
 
 
 def save_labeled_grid(path: str, blocks) -> str:
@@ -61,8 +75,4 @@ def save_labeled_grid(path: str, blocks) -> str:
   draw = ImageDraw.Draw(canvas)
   for i, label in enumerate(labels):
     draw.text((4, 2 + i * row_h + row_h // 2 - 5), label, fill=(0, 0, 0))
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f'{path}.tmp.png'
-  canvas.save(tmp)
-  os.replace(tmp, path)
-  return path
+  return save_png(path, canvas)
