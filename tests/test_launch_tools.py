@@ -1,5 +1,4 @@
 """The convert and generate command-line tools, run as a user would."""
-import pathlib
 import subprocess
 import sys
 
