@@ -198,7 +198,7 @@ CLI = [
      "config.hparams has no field 'lrr'; did you mean --config.hparams.lr?"),
     (['--config=configs/offline.py:cdc'],
      'could not load --config=configs/offline.py:cdc (configs/common.py, line '),
-    (['--config=configs/offline.py:cdc'], 'line 69): config argument must be METHOD,TARGET'),
+    (['--config=configs/offline.py:cdc'], '): config argument must be METHOD,TARGET'),
     (['--config=configs/offline.py:cdc,bbies'], "unknown target 'bbies'"),
     (['--config=configs/nope.py'], "No such file or directory: 'configs/nope.py"),
     (['--config=configs/ofline.py'], 'did you mean configs/offline.py?'),
