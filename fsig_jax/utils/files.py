@@ -10,7 +10,7 @@ import contextlib
 import errno
 import os
 import pathlib
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from fsig_jax.errors import WriteError
 
@@ -101,17 +101,26 @@ def check_writable(folder: str, setting: str = '') -> str:
   return folder
 
 
-def write_text(path: str, text: str, setting: str = '') -> str:
-  """Writes `text` to `path` atomically (a temporary file, then a rename); a failure is a
-  WriteError and leaves any previous file at `path` as it was. Returns path."""
-  tmp = f'{path}.tmp'
+def write_atomic(path: str, write: Callable[[str], Any], suffix: str = '.tmp',
+                 setting: str = '') -> str:
+  """Calls write(tmp) for a temporary file beside `path`, then renames it to `path`,
+  creating the folder; a failure is a WriteError naming the path and the fix,
+  leaves any previous file at `path` as it was and no temporary file. Returns path."""
+  tmp = f'{path}{suffix}'
   with writing(path, setting):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
-      with open(tmp, 'w') as f:
-        f.write(text)
+      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+      write(tmp)
       os.replace(tmp, path)
     finally:
       if os.path.exists(tmp):
         os.remove(tmp)
   return path
+
+
+def write_text(path: str, text: str, setting: str = '') -> str:
+  """Writes `text` to `path` atomically (`write_atomic`). Returns path."""
+  def write(tmp):
+    with open(tmp, 'w') as f:
+      f.write(text)
+  return write_atomic(path, write, setting=setting)

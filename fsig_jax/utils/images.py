@@ -1,12 +1,11 @@
 """Image grids: the one way fsig-jax turns image batches into PNG files."""
 import math
-import os
 from typing import Optional
 
 import numpy as np
 from PIL import Image
 
-from fsig_jax.utils.files import writing
+from fsig_jax.utils.files import write_atomic
 
 
 def to_uint8(images) -> np.ndarray:
@@ -41,16 +40,7 @@ def save_png(path: str, image: Image.Image) -> str:
   """Writes a PIL image as PNG atomically (temp file then rename), creating the folder;
   a write failure (read-only folder, full disk, a file in the way) is one WriteError
   naming the path and the fix, and leaves no temporary file. Returns the path."""
-  tmp = f'{path}.tmp.png'
-  with writing(path):
-    try:
-      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-      image.save(tmp)
-      os.replace(tmp, path)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-  return path
+  return write_atomic(path, image.save, suffix='.tmp.png')
 
 
 def save_grid(path: str, images, ncol: Optional[int] = None, pad: int = 2) -> str:
