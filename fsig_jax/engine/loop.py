@@ -131,7 +131,7 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
       imgs, ncol = sample_rows(source_row, state_to_bundle(host(state), bundle), z_fixed)
       run.grid(step, imgs, ncol,
                'G_ema samples' if from_scratch else 'top: source, bottom: adapted')
-    if evaluator is not None and evaluator.due(step, config.steps):
+    if evaluator is not None and evaluator.due(step, evaluator.last):
       run.scalars(step, evaluator(step, state_to_bundle(host(state), bundle)))
 
   adapted = state_to_bundle(host(state), bundle,

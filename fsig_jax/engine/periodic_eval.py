@@ -31,6 +31,7 @@ class PeriodicEval:
   def __init__(self, config, workdir: str, images, resolution: int):
     e = config.eval
     self.every, self.workdir = int(config.eval_every), workdir
+    self.last = int(config.steps)  # the last step is always evaluated
     self.num_samples, self.seed = int(e.num_samples), int(e.seed)
     self.batch_size = int(e.batch_size)
     self.cache_dir = e.cache_dir or os.path.join(workdir, 'eval', 'cache')
@@ -77,7 +78,7 @@ class PeriodicEval:
   def interrupted(self, step: int) -> bool:
     """True when a run resumed at `step` (its newest checkpoint) was due an evaluation
     there that it never recorded: killed during it. The loop makes it on resume."""
-    return step > 0 and self.due(step) and not self.recorded(step)
+    return step > 0 and self.due(step, self.last) and not self.recorded(step)
 
   def __call__(self, step: int, bundle) -> Dict[str, float]:
     log.info('evaluating at step %d: %s on %d samples (minutes on a CPU)...', step,
