@@ -1,5 +1,6 @@
 """The evaluation suite: evaluate(), models from workdirs, periodic eval, launch/eval.py,
 benchmarks/fsig_table.py, and clear errors for bad evaluation inputs."""
+import functools
 import importlib.util
 import json
 import os
@@ -288,7 +289,10 @@ def test_metric_without_its_data():
 # ----------------------------------------------------------------------------- the table
 
 
+@functools.lru_cache(maxsize=None)
 def _fsig_table():
+  """benchmarks/fsig_table.py as a module, loaded once per process (it defines absl
+  flags, which a second load would define twice)."""
   spec = importlib.util.spec_from_file_location('fsig_table', ROOT / 'benchmarks' / 'fsig_table.py')
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
