@@ -16,7 +16,6 @@ import os
 from absl import app, flags
 
 from fsig_jax.convert import rosinality, torch_writer
-from fsig_jax.convert.load import load_pretrained
 from fsig_jax.engine import export
 from fsig_jax.errors import FsigError
 from fsig_jax.utils.cli import fail
@@ -44,12 +43,7 @@ def main(argv):
   try:
     if not os.path.exists(path):
       raise FsigError(f'--checkpoint {path} does not exist')
-    if export.is_workdir(path):
-      bundle, _ = export.bundle_from_workdir(path, STEP.value)
-    elif STEP.value is not None:
-      raise FsigError('--step needs a training workdir (a model file has no steps)')
-    else:
-      bundle = load_pretrained(path)
+    bundle = export.load_model_or_workdir(path, STEP.value)
     ckpt = rosinality.export_checkpoint(bundle, [_NET_NAMES[n] for n in NETS.value])
   except FsigError as e:
     fail(str(e))

@@ -32,6 +32,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from fsig_jax.utils.files import write_atomic
+
 STORAGE_ALIGNMENT = 64  # torch/csrc/jit/serialization: kFieldAlignment
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so the bytes depend only on the content
 _STORAGE_NAMES = {
@@ -190,10 +192,9 @@ def torch_save_bytes(obj, prefix: str = 'archive') -> bytes:
 
 def save(obj, path) -> str:
   """Writes `obj` to `path` like `torch.save` (atomically: a temp file, then a rename)."""
-  path = os.fspath(path)
   data = torch_save_bytes(obj)
-  tmp = f'{path}.tmp{os.getpid()}'
-  with open(tmp, 'wb') as f:
-    f.write(data)
-  os.replace(tmp, path)
-  return path
+
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      f.write(data)
+  return write_atomic(os.fspath(path), write)  # an unwritable path is one WriteError

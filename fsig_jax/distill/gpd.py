@@ -65,7 +65,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from fsig_jax.convert.load import load_model, load_pretrained
+from fsig_jax.convert.load import load_model
 from fsig_jax.data.pairs import load_pairs
 from fsig_jax.data.sketch import xdog_sketch
 from fsig_jax.engine import export, loop, parallel, run_config
@@ -228,8 +228,7 @@ def load_teachers(config, workdir: Optional[str], train_targets: np.ndarray,
     if not os.path.exists(spec):
       raise ConfigError(f'teacher.adapted {spec!r} does not exist: pass an adapted checkpoint '
                         "or workdir, or '' to adapt the source here")
-    adapted = (export.bundle_from_workdir(spec)[0] if export.is_workdir(spec)
-               else load_pretrained(spec))
+    adapted = export.load_model_or_workdir(spec)
   if adapted is None:
     sub = None if workdir is None else os.path.join(workdir, 'teacher')
     if sub is not None and os.path.isfile(os.path.join(sub, 'run.json')):

@@ -35,15 +35,21 @@ def is_workdir(path: str) -> bool:
            os.path.isdir(os.path.join(path, 'model'))))
 
 
-def load_model_or_workdir(path: str) -> ModelBundle:
-  """The model at `path`: a training workdir's newest model (`bundle_from_workdir`), else
-  a checkpoint file or model directory (`load_pretrained`); what launch/generate.py and
-  launch/project.py load."""
+def load_model_or_workdir(path: str, step: Optional[int] = None) -> ModelBundle:
+  """The model at `path`: a training workdir's model (`bundle_from_workdir`; `step`
+  picks a checkpoint, None the newest), else a checkpoint file or model directory
+  (`load_pretrained`, which has no steps); what launch/generate.py, project.py,
+  export.py and GPD's `teacher.adapted` load."""
   path = os.fspath(path)
   if not os.path.exists(path):
     raise CheckpointError(f'{path} does not exist: pass a .pt, .pkl, fsig-jax model '
                           'directory or training workdir')
-  return bundle_from_workdir(path)[0] if is_workdir(path) else load_pretrained(path)
+  if is_workdir(path):
+    return bundle_from_workdir(path, step)[0]
+  if step is not None:
+    raise CheckpointError(f'step {step} needs a training workdir: {path} is a model file, '
+                          'which has no steps')
+  return load_pretrained(path)
 
 
 def read_run_config(workdir: str) -> dict:
