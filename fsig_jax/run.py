@@ -55,7 +55,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from fsig_jax.errors import ConfigError, NonFiniteLossError
+from fsig_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 from fsig_jax.utils.files import check_writable, make_dirs, write_text, writing
 from fsig_jax.utils.images import make_grid, save_grid
 
@@ -348,7 +348,15 @@ class Run:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
     log.info('%sresuming from checkpoint at step %d', self.progress.prefix, step)
-    return self._mngr.restore(step, args=_orbax().args.StandardRestore(abstract))
+    try:
+      return self._mngr.restore(step, args=_orbax().args.StandardRestore(abstract))
+    except ValueError as e:  # orbax: tree structures or shapes differ
+      what = str(e).strip().splitlines()[0].split('. ')[0].rstrip(':.')
+      raise CheckpointError(
+          f'the checkpoint at step {step} in {self._mngr.directory} does not fit the training '
+          f'state this run builds ({what}): it was written by another version of fsig-jax or '
+          'for another model. Fix: resume it with the version that wrote it, or start a new '
+          '--workdir') from None
 
   def save(self, step: int, state):
     """Checkpoints `state` at `step`. A failed write (full disk, no permission) is a

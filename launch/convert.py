@@ -6,10 +6,10 @@
 Reads rosinality `.pt` and stylegan2-ada-pytorch `.pkl` without PyTorch and
 without running any code stored in the pickle.
 """
-from absl import app, flags
+from absl import flags
 
 import fsig_jax
-from fsig_jax.utils.cli import fail
+from fsig_jax.utils.cli import fail, run_main
 
 INPUT = flags.DEFINE_string('input', None, 'rosinality .pt or stylegan2-ada .pkl', required=True)
 OUTPUT = flags.DEFINE_string('output', None, 'orbax checkpoint directory to write', required=True)
@@ -31,4 +31,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

@@ -23,14 +23,14 @@ is written).
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 
 from fsig_jax.convert.load import load_pretrained
 from fsig_jax.engine import export
 from fsig_jax.errors import FsigError
 from fsig_jax.metrics import evaluate
-from fsig_jax.utils.cli import fail
+from fsig_jax.utils.cli import fail, run_main
 from fsig_jax.utils.files import check_writable, write_text
 from fsig_jax.utils.images import save_grid
 from fsig_jax.utils.logs import quiet_logs
@@ -137,4 +137,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

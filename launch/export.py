@@ -13,12 +13,12 @@ so `torch.load(path, weights_only=True)` and rosinality's generate.py read it.
 """
 import os
 
-from absl import app, flags
+from absl import flags
 
 from fsig_jax.convert import rosinality, torch_writer
 from fsig_jax.engine import export
 from fsig_jax.errors import FsigError
-from fsig_jax.utils.cli import fail
+from fsig_jax.utils.cli import fail, run_main
 from fsig_jax.utils.logs import quiet_logs
 
 CKPT = flags.DEFINE_string('checkpoint', None, 'a training workdir, fsig-jax model directory, '
@@ -64,4 +64,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

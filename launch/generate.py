@@ -28,14 +28,14 @@ down the left column and the mixes in the body (top-left blank).
 """
 import os
 
-from absl import app, flags
+from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fsig_jax.engine.export import load_model_or_workdir
 from fsig_jax.errors import FsigError
-from fsig_jax.utils.cli import fail, parse_seeds
+from fsig_jax.utils.cli import fail, parse_seeds, run_main
 from fsig_jax.utils.images import save_grid, to_uint8
 from fsig_jax.utils.logs import quiet_logs
 
@@ -172,4 +172,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

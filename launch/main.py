@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 import jax
 
@@ -27,7 +27,7 @@ from fsig_jax import api
 from fsig_jax import run as run_lib
 from fsig_jax.engine import parallel
 from fsig_jax.errors import FsigError, NonFiniteLossError
-from fsig_jax.utils.cli import compile_cache, config_flags_parser, fail
+from fsig_jax.utils.cli import compile_cache, config_flags_parser, fail, run_main
 from fsig_jax.utils.logs import quiet_logs
 
 # configs/*.py import configs.common: make the repo root importable.
@@ -70,4 +70,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=config_flags_parser(CONFIG_HELP))
+  run_main(main, flags_parser=config_flags_parser(CONFIG_HELP))

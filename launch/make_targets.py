@@ -10,14 +10,15 @@ made by exactly this command from the shipped models/anime64.
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import fsig_jax  # noqa: E402  pylint: disable=g-import-not-at-top
 from fsig_jax.data.images import write_image_folder  # noqa: E402
 from fsig_jax.data.targets import model_sketches  # noqa: E402
-from fsig_jax.utils.cli import fail  # noqa: E402
+from fsig_jax.utils.cli import fail, run_main  # noqa: E402
+from fsig_jax.utils.files import write_text  # noqa: E402
 
 CKPT = flags.DEFINE_string('checkpoint', 'models/anime64', 'source model (any format)')
 OUT = flags.DEFINE_string('out', 'data/anime64_sketch10', 'folder to write')
@@ -38,14 +39,14 @@ def main(argv):
     fail(str(e))
   sketches = model_sketches(bundle, NUM.value, SEED.value)
   paths = write_image_folder(sketches, OUT.value, prefix='sketch_')
-  with open(os.path.join(OUT.value, 'PROVENANCE.txt'), 'w') as f:
-    f.write(f'XDoG pencil sketches (fsig_jax.data.sketch defaults) of {NUM.value} G_ema samples '
-            f'of {CKPT.value}\nz ~ N(0, I) from PRNGKey({SEED.value}), constant noise, '
-            f'no truncation.\nMade with: python launch/make_targets.py '
-            f'--checkpoint={CKPT.value} --out={OUT.value} --num={NUM.value} '
-            f'--seed={SEED.value}\n')
+  write_text(os.path.join(OUT.value, 'PROVENANCE.txt'), (
+      f'XDoG pencil sketches (fsig_jax.data.sketch defaults) of {NUM.value} G_ema samples '
+      f'of {CKPT.value}\nz ~ N(0, I) from PRNGKey({SEED.value}), constant noise, '
+      f'no truncation.\nMade with: python launch/make_targets.py '
+      f'--checkpoint={CKPT.value} --out={OUT.value} --num={NUM.value} '
+      f'--seed={SEED.value}\n'), setting='--out')
   print(f'wrote {len(paths)} sketches of {CKPT.value} samples to {OUT.value}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

@@ -14,7 +14,7 @@ Progress lines with the step rate and ETA go to the log.
 """
 import os
 
-from absl import app, flags
+from absl import flags
 import jax
 import numpy as np
 from PIL import Image
@@ -23,7 +23,7 @@ from fsig_jax.data.images import load_image_files
 from fsig_jax.engine.export import load_model_or_workdir
 from fsig_jax.errors import FsigError
 from fsig_jax.inversion import projector
-from fsig_jax.utils.cli import fail
+from fsig_jax.utils.cli import fail, run_main
 from fsig_jax.utils.images import save_grid
 from fsig_jax.utils.logs import quiet_logs
 
@@ -82,4 +82,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

@@ -23,7 +23,7 @@ import shlex
 import shutil
 import sys
 
-from absl import app, flags
+from absl import flags
 import jax
 import numpy as np
 
@@ -32,7 +32,8 @@ from fsig_jax.convert.load import load_bundle, save_bundle
 from fsig_jax.data.images import DataError
 from fsig_jax.engine import export
 from fsig_jax.metrics import evaluate
-from fsig_jax.utils.cli import fail
+from fsig_jax.utils.cli import fail, run_main
+from fsig_jax.utils.files import write_text
 from fsig_jax.utils.images import save_grid
 from fsig_jax.utils.logs import quiet_logs
 
@@ -232,12 +233,10 @@ def main(argv):
       'model_scores': _paths_shown(evaluate.json_ready(scores)),
       'floor_scores': _paths_shown(floor),
   }
-  with open(os.path.join(out, 'card.json'), 'w') as f:
-    json.dump(card, f, indent=2)
-  with open(os.path.join(out, 'MODEL_CARD.md'), 'w') as f:
-    f.write(card_text(card))
+  write_text(os.path.join(out, 'card.json'), json.dumps(card, indent=2), setting='--out')
+  write_text(os.path.join(out, 'MODEL_CARD.md'), card_text(card), setting='--out')
   print(f'wrote {out} ({card["size_mb"]:.1f} MB): MODEL_CARD.md, card.json, samples.png')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

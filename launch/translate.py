@@ -14,12 +14,12 @@ NAME.png, NAME the input's file name without its extension.
 """
 import pathlib
 
-from absl import app, flags
+from absl import flags
 
 from fsig_jax import api
 from fsig_jax.data.images import list_image_files, load_image_files, write_image_folder
 from fsig_jax.errors import FsigError
-from fsig_jax.utils.cli import fail
+from fsig_jax.utils.cli import fail, run_main
 from fsig_jax.utils.logs import quiet_logs
 
 STUDENT = flags.DEFINE_string('student', None, 'student workdir or model/ directory',
@@ -71,4 +71,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

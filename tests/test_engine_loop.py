@@ -191,3 +191,21 @@ def test_progress_rate_follows_the_recent_speed():
   p.line(22, {}, now=3.0)  # now 1 step/s
   line = p.line(23, {'loss': 0.5}, now=4.0)
   assert '1.00 it/s' in line and 'ETA 16:17' in line and 'loss=0.5' in line
+
+
+def test_a_checkpoint_that_does_not_fit_the_state_is_one_clear_error(tmp_path):
+  """A workdir whose checkpoint has another state structure (an older fsig-jax, e.g. a
+  RICK run from before the per-leaf Adam counts) or other shapes: one CheckpointError
+  naming the step, the folder and the fix, not orbax's tree dump."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from fsig_jax.errors import CheckpointError  # pylint: disable=g-import-not-at-top
+  from fsig_jax.run import Run  # pylint: disable=g-import-not-at-top
+  config = tiny_config(2)
+  Run(config, str(tmp_path)).save(1, {'step': jnp.int32(1), 'a': jnp.ones(3)})
+  for state, what in (({'step': jnp.int32(0), 'a': jnp.ones(3), 'b': jnp.ones(2)},
+                       'tree structures do not match'),
+                      ({'step': jnp.int32(0), 'a': jnp.ones(4)}, 'not compatible')):
+    with pytest.raises(CheckpointError) as e:
+      Run(config, str(tmp_path)).restore(state)
+    msg = str(e.value)
+    assert what in msg and 'step 1' in msg and 'new --workdir' in msg and '\n' not in msg, msg

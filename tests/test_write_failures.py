@@ -119,3 +119,57 @@ def test_write_image_folder_into_a_full_disk_is_one_line(tmp_path, monkeypatch):
   monkeypatch.setattr(images.Image.Image, 'save', raise_oserror(errno.ENOSPC))
   with pytest.raises(WriteError, match=rf'cannot write {tmp_path / "out"}: no space left'):
     write_image_folder(tiny_images(2), tmp_path / 'out')
+
+
+def test_every_launcher_turns_a_user_error_into_one_line():
+  """Each launcher starts through utils.cli.run_main, so an FsigError that escapes its
+  main (e.g. a WriteError from a late write) is one line, never a traceback."""
+  for name in sorted(os.listdir(os.path.join(ROOT, 'launch'))):
+    if name.endswith('.py') and name != '__init__.py':
+      text = open(os.path.join(ROOT, 'launch', name)).read()
+      if "__name__ == '__main__'" in text:
+        assert 'run_main(main' in text and 'app.run(' not in text, name
+
+
+def test_run_main_prints_a_user_error_as_one_line(capsys):
+  from fsig_jax.utils import cli  # pylint: disable=g-import-not-at-top
+
+  def main(argv):
+    del argv
+    raise WriteError('cannot write x: why. Fix: this.')
+  with pytest.raises(SystemExit) as e:
+    cli.run_main(main, argv=['prog'])
+  assert e.value.code == 2
+  assert capsys.readouterr().err.strip() == 'fsig-jax: error: cannot write x: why. Fix: this.'
+
+
+def test_make_targets_out_that_cannot_be_written_is_one_line(model_dir, tmp_path):
+  (tmp_path / 'file').write_text('x')
+  r = subprocess.run([sys.executable, 'launch/make_targets.py', f'--checkpoint={model_dir}',
+                      f'--out={tmp_path / "file" / "sketches"}', '--num=2'], cwd=ROOT,
+                     capture_output=True, text=True, timeout=300)
+  assert_one_clear_line(r, f'{tmp_path / "file"} is a file, not a folder')
+
+
+def test_feature_cache_and_method_reports_that_cannot_be_written(tmp_path, monkeypatch):
+  """The evaluation's reference cache, a saved bundle, a projected latent and the methods'
+  reports: one WriteError naming the path, no temporary file left behind."""
+  from fsig_jax.inversion import projector  # pylint: disable=g-import-not-at-top
+  from fsig_jax.metrics import fid  # pylint: disable=g-import-not-at-top
+  (tmp_path / 'file').write_text('x')
+  blocked = tmp_path / 'file'
+  feats = np.random.RandomState(0).randn(8, 4).astype(np.float32)
+  with pytest.raises(WriteError, match=f'{blocked} is a file, not a folder.*cache'):
+    fid.cached_features(str(blocked / 'c.npz'), feature_name='f', cache_key='k',
+                        compute_features=lambda: feats)
+  with pytest.raises(WriteError, match=f'{blocked} is a file, not a folder'):
+    fid.FeatureStats.from_features(feats, 'f').save(str(blocked / 's.npz'), 'k')
+  with pytest.raises(WriteError, match=f'{blocked} is a file, not a folder'):
+    save_bundle(tiny_bundle(), str(blocked / 'model'))
+  with pytest.raises(WriteError, match=f'{blocked} is a file, not a folder'):
+    projector.save_latent(str(blocked / 'w.npz'), np.zeros((2, 4)))
+  monkeypatch.setattr(files.os, 'replace', raise_oserror(errno.ENOSPC))
+  with pytest.raises(WriteError, match='no space left'):
+    fid.cached_features(str(tmp_path / 'ok' / 'c.npz'), feature_name='f', cache_key='k',
+                        compute_features=lambda: feats)
+  assert os.listdir(tmp_path / 'ok') == []

@@ -24,6 +24,7 @@ from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.config import StyleGAN2Config
 from fsig_jax.models.progan import ProGANConfig
 from fsig_jax.models.stylegan2 import Generator
+from fsig_jax.utils.files import writing
 
 BUNDLE_FORMAT = 'fsig-jax-bundle'
 BUNDLE_VERSION = 1
@@ -95,7 +96,7 @@ def save_bundle(bundle: ModelBundle, path: str, overwrite: bool = False,
           'float16': sorted(float16)}
   nets = {name: jax.tree.map(_half if name in float16 else np.asarray, net)
           for name, net in bundle.nets.items()}
-  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+  with writing(path), ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
     ckptr.save(path, ocp.args.Composite(nets=ocp.args.StandardSave(nets),
                                         meta=ocp.args.JsonSave(meta)))
   return path

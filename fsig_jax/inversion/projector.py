@@ -50,6 +50,7 @@ from fsig_jax.metrics import lpips
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.stylegan2 import Generator
 from fsig_jax.run import Progress
+from fsig_jax.utils.files import write_atomic
 
 log = logging.getLogger('fsig_jax')
 
@@ -288,9 +289,7 @@ def save_latent(path: str, w: np.ndarray, noise: Optional[Dict[str, np.ndarray]]
   """Writes w (num_ws, w_dim) and the noise maps ('noise.b8.conv0', ...) to an .npz."""
   arrays = {'w': np.asarray(w, np.float32)}
   arrays.update({NOISE_KEY + k: np.asarray(v, np.float32) for k, v in (noise or {}).items()})
-  with open(path, 'wb') as f:
-    np.savez(f, **arrays)
-  return path
+  return write_atomic(path, lambda tmp: np.savez(tmp, **arrays), suffix='.tmp.npz')
 
 
 def load_latent(path: str, bundle: ModelBundle, net: str = 'G_ema'):

@@ -120,6 +120,7 @@ import fsig_jax.methods.fisher as fisher
 import fsig_jax.methods.masks as masks
 from fsig_jax.methods.base import Method, MethodInit, compose
 from fsig_jax.models.functional import Models
+from fsig_jax.utils.files import write_text
 from fsig_jax.utils.trees import ema
 
 MOD = 'adam'          # the modulation factors' key in state['G'] / state['D']
@@ -496,8 +497,4 @@ def report(ms, outdir: str) -> List[str]:
     out['layers'][pool] = {
         layer: {'filters': int(np.size(v)), 'important': int(np.sum(np.asarray(v) > cut))}
         for layer, v in ms['importance'][pool].items()}
-  os.makedirs(outdir, exist_ok=True)
-  path = os.path.join(outdir, 'adam_importance.json')
-  with open(path, 'w') as f:
-    json.dump(out, f, indent=1)
-  return [path]
+  return [write_text(os.path.join(outdir, 'adam_importance.json'), json.dumps(out, indent=1))]

@@ -71,6 +71,7 @@ from fsig_jax.losses.adversarial import d_logistic
 import fsig_jax.methods.fisher as fisher
 import fsig_jax.methods.masks as masks
 from fsig_jax.methods.base import Method, MethodInit
+from fsig_jax.utils.files import write_text
 from fsig_jax.utils.trees import ema
 
 Layer = Tuple[str, str]  # (block, layer), e.g. ('b8', 'conv0')
@@ -330,12 +331,10 @@ def report(ms, outdir: str) -> List[str]:
   n = int(min(int(ms['n_estimates']), len(hist['step'])))
   steps = np.asarray(hist['step'][:n])
   fractions = {k: np.asarray(v[:n]) for k, v in hist['fractions'].items()}
-  os.makedirs(outdir, exist_ok=True)
-  json_path = os.path.join(outdir, 'rick_filters.json')
-  with open(json_path, 'w') as f:
-    json.dump({'steps': steps.tolist(),
-               'pruned': {k: v[:, 0].tolist() for k, v in fractions.items()},
-               'frozen': {k: v[:, 1].tolist() for k, v in fractions.items()}}, f, indent=1)
+  json_path = write_text(os.path.join(outdir, 'rick_filters.json'), json.dumps(
+      {'steps': steps.tolist(),
+       'pruned': {k: v[:, 0].tolist() for k, v in fractions.items()},
+       'frozen': {k: v[:, 1].tolist() for k, v in fractions.items()}}, indent=1))
   fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
   for row, side in enumerate(('G', 'D')):
     for col, (what, j) in enumerate((('pruned', 0), ('frozen', 1))):

@@ -21,8 +21,11 @@ import numpy as np
 from scipy import linalg
 
 from fsig_jax.metrics import features as features_lib
+from fsig_jax.utils.files import write_atomic
 
 _CACHE_FORMAT = 1
+# The setting that chooses where caches go, named when one cannot be written.
+_CACHE_SETTING = "the feature cache folder (config.eval.cache_dir, or --cache_dir)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +53,10 @@ class FeatureStats:
 
   def save(self, path: str, cache_key: str) -> None:
     """Writes an `.npz` holding the statistics and the `cache_key` they belong to."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, mean=self.mean, cov=self.cov, count=np.int64(self.count),
-             feature_name=np.str_(self.feature_name), cache_key=np.str_(cache_key),
-             format=np.int64(_CACHE_FORMAT))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: np.savez(
+        tmp, mean=self.mean, cov=self.cov, count=np.int64(self.count),
+        feature_name=np.str_(self.feature_name), cache_key=np.str_(cache_key),
+        format=np.int64(_CACHE_FORMAT)), suffix=".tmp.npz", setting=_CACHE_SETTING)
 
   @classmethod
   def load(cls, path: str, *, feature_name: str, cache_key: str) -> "FeatureStats":
@@ -153,11 +154,9 @@ def cached_features(path: str, *, feature_name: str, cache_key: str,
       _check_cache_entry(path, data, feature_name, cache_key)
       return np.asarray(data["features"], np.float32)
   feats = np.asarray(compute_features(), np.float32)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp.npz"
-  np.savez(tmp, features=feats, feature_name=np.str_(feature_name), cache_key=np.str_(cache_key),
-           format=np.int64(_CACHE_FORMAT))
-  os.replace(tmp, path)
+  write_atomic(path, lambda tmp: np.savez(
+      tmp, features=feats, feature_name=np.str_(feature_name), cache_key=np.str_(cache_key),
+      format=np.int64(_CACHE_FORMAT)), suffix=".tmp.npz", setting=_CACHE_SETTING)
   return feats
 
 

@@ -65,6 +65,20 @@ def fail(message: str, code: int = 2):
   raise SystemExit(code)
 
 
+def run_main(main, **kwargs):
+  """`absl.app.run(main, **kwargs)` for a launcher: a user error (FsigError, e.g. a
+  WriteError from an output that cannot be written) escaping `main` exits through
+  `fail` as one line instead of a traceback. Every launcher starts this way."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except FsigError as e:
+      fail(str(e))
+  app.run(guarded, **kwargs)
+
+
 MAX_SEEDS = 1_000_000
 
 
