@@ -31,7 +31,10 @@ this table. The derived target `anime_sketch` has a real 2,000-image test set
 (`derived:anime_sketch:test`), so its FID-VGG is against held-out images; the
 real 10-shot sets have no test set, so theirs is against the 10 training
 images only (as in the papers' intra-LPIPS-centric few-shot protocol) and is
-best read together with intra-LPIPS, which rewards diversity.
+best read together with intra-LPIPS, which rewards diversity. With
+--inception_weights=PTH (pytorch-fid's weights file, read without torch) the
+table reports FID / KID on Inception-v3 features, the papers' metric; the
+feature network is a setting of every cell, so one table never mixes the two.
 
 Settings. Full (default): methods tgan, tgan_aug, freezed, ewc, cdc, dcl;
 targets anime_sketch, babies, sketches, caricatures; seeds 0,1,2; 1000 steps
@@ -78,6 +81,7 @@ from fsig_jax.metrics import evaluate  # noqa: E402
 from fsig_jax.models import presets  # noqa: E402
 from fsig_jax.models.bundle import ModelBundle, init_bundle  # noqa: E402
 from fsig_jax.utils.cli import fail  # noqa: E402
+from fsig_jax.utils.files import write_atomic, write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 FULL = dict(methods='tgan,tgan_aug,freezed,ewc,cdc,dcl,rick,adam',
@@ -107,6 +111,9 @@ GRID_COLS = flags.DEFINE_integer('grid_cols', 8, 'samples per row of grid.png')
 HPARAMS = flags.DEFINE_string('hparams', '', 'hyper-parameter overrides NAME=VALUE,... (e.g. '
                               'batch_size=8)')
 OUT = flags.DEFINE_string('out', 'out/fsig_table', 'output folder')
+INCEPTION = flags.DEFINE_string('inception_weights', '', "pytorch-fid's pt_inception-2015-12-"
+                                "05-*.pth: FID / KID on Inception features, the papers' metric "
+                                "(default: VGG16 features, FID-VGG)")
 
 log = logging.getLogger('fsig_jax')
 
@@ -190,11 +197,17 @@ def _cell(results: List[dict], fid_key: str) -> str:
   return f'{fmt(fid_key, 1)} / {fmt(evaluate.INTRA_LPIPS, 3)}'
 
 
+def fid_key(settings: dict) -> str:
+  """'FID' with Inception features (--inception_weights), else 'FID-VGG'."""
+  return 'FID' if settings.get('inception_weights') else 'FID-VGG'
+
+
 def write_table(path: str, rows: List[str], targets: Sequence[str],
                 cells: Dict[tuple, List[dict]], notes: Dict[str, str], settings: dict) -> str:
-  """table.md: rows methods, columns targets, cells 'FID-VGG a ± b / intra-LPIPS c ± d'."""
-  fid_key = 'FID-VGG'
-  lines = [f'# Few-shot adaptation: {fid_key} (lower is better) / intra-LPIPS (higher is '
+  """table.md: rows methods, columns targets, cells 'FID-VGG a ± b / intra-LPIPS c ± d'
+  ('FID' with Inception features)."""
+  key = fid_key(settings)
+  lines = [f'# Few-shot adaptation: {key} (lower is better) / intra-LPIPS (higher is '
            'more diverse)', '',
            f'Source `{settings["source"]}`, {settings["steps"]} steps, seeds '
            f'{settings["seeds"]} (mean ± std over seeds), {settings["num_samples"]} evaluation '
@@ -202,23 +215,27 @@ def write_table(path: str, rows: List[str], targets: Sequence[str],
            '| method | ' + ' | '.join(targets) + ' |',
            '|---|' + '---|' * len(targets)]
   for row in rows:
-    lines.append(f'| {row} | ' + ' | '.join(_cell(cells.get((row, t), []), fid_key)
+    lines.append(f'| {row} | ' + ' | '.join(_cell(cells.get((row, t), []), key)
                                             for t in targets) + ' |')
-  lines += ['', f'{fid_key} reference per column:']
+  lines += ['', f'{key} reference per column:']
   lines += [f'- {t}: {notes[t]}' for t in targets]
-  lines += ['', f'{evaluate.VGG_NOTE} Intra-LPIPS: CDC\'s intra-cluster LPIPS around the '
+  features = (f'FID on Inception-v3 pool3 features (pytorch-fid weights '
+              f'{settings["inception_weights"]}).' if settings.get('inception_weights')
+              else evaluate.VGG_NOTE)
+  lines += ['', f'{features} Intra-LPIPS: CDC\'s intra-cluster LPIPS around the '
             'few-shot training images.', '']
-  with open(path, 'w') as f:
-    f.write('\n'.join(lines))
-  return path
+  return write_text(path, '\n'.join(lines))
 
 
 def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[str],
               seeds: Sequence[int], steps: int, num_samples: int, out: str, eval_seed: int = 0,
               grid_cols: int = 8, eval_batch_size: int = 32,
               hparams: Optional[Dict[str, object]] = None,
-              method_kwargs: Optional[Dict[str, dict]] = None, source_name: str = '') -> dict:
-  """Adapts `source` with every method x target x seed, evaluates, writes the outputs."""
+              method_kwargs: Optional[Dict[str, dict]] = None, source_name: str = '',
+              inception_weights: str = '') -> dict:
+  """Adapts `source` with every method x target x seed, evaluates, writes the outputs.
+  `inception_weights` (pytorch-fid's .pth): FID / KID on Inception features instead of
+  VGG16's (the papers' metric; a table keeps one feature network throughout)."""
   t_start = time.time()
   os.makedirs(out, exist_ok=True)
   cache = os.path.join(out, 'cache')
@@ -234,7 +251,9 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
   settings = dict(source=source_name or source.source, methods=list(methods),
                   targets=list(targets), seeds=list(seeds), steps=steps,
                   num_samples=num_samples, eval_seed=eval_seed, hparams=hparams,
-                  method_kwargs=method_kwargs, resolution=res)
+                  method_kwargs=method_kwargs, resolution=res,
+                  inception_weights=os.path.basename(inception_weights or ''))
+  extractor = evaluate.feature_extractor(inception_weights)
   done = Cells(out, settings)
   try:
     for target in targets:
@@ -246,7 +265,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
       ref = evaluate.as_source(reference, res)
       few = evaluate.as_source(cfg0.data.source, res)  # the training images, by name
       kw = dict(reference=ref, few_shot=few, num_samples=num_samples, seed=eval_seed,
-                cache_dir=cache, batch_size=eval_batch_size)
+                cache_dir=cache, batch_size=eval_batch_size, extractor=extractor)
       saved = done.load(target, 'source', None)
       if saved is None:
         t0 = time.time()
@@ -306,8 +325,9 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
   total = time.time() - t_start
   table = write_table(os.path.join(out, 'table.md'), rows, targets, cells, notes, settings)
   grid = save_labeled_grid(os.path.join(out, 'grid.png'), blocks)
-  summary = {row: {t: {'cell': _cell(cells.get((row, t), []), 'FID-VGG'),
-                       'FID-VGG': _mean_std([r.get('FID-VGG') for r in cells.get((row, t), [])]),
+  key = fid_key(settings)
+  summary = {row: {t: {'cell': _cell(cells.get((row, t), []), key),
+                       key: _mean_std([r.get(key) for r in cells.get((row, t), [])]),
                        'intra-LPIPS': _mean_std([r.get(evaluate.INTRA_LPIPS)
                                                  for r in cells.get((row, t), [])])}
                    for t in targets} for row in rows}
@@ -315,14 +335,16 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                 steps_per_second={m: statistics.fmean(v) if all(np.isfinite(v)) else None
                                   for m, v in rates.items()},
                 reference=notes, runs=records, files={'table': table, 'grid': grid})
-  with open(os.path.join(out, 'results.json'), 'w') as f:
-    json.dump(_finite(report), f, indent=2, default=str)
+  write_text(os.path.join(out, 'results.json'),
+             json.dumps(_finite(report), indent=2, default=str))
   return report
 
 
 # Settings a finished cell depends on; a rerun into the same --out must keep them.
 CELL_SETTINGS = ('source', 'steps', 'num_samples', 'eval_seed', 'hparams', 'method_kwargs',
-                 'resolution')
+                 'resolution', 'inception_weights')
+# The value of a setting added later, for tables saved before it existed.
+CELL_DEFAULTS = {'inception_weights': ''}
 
 
 class Cells:
@@ -341,14 +363,14 @@ class Cells:
     if os.path.isfile(path):
       with open(path) as f:
         saved = json.load(f)
-      changed = [k for k in CELL_SETTINGS if saved.get(k) != mine.get(k)]
+      changed = [k for k in CELL_SETTINGS if saved.get(k, CELL_DEFAULTS.get(k)) != mine.get(k)]
       if changed and any(n.endswith('.json') and n != 'settings.json'
                          for n in os.listdir(self.dir)):
         raise ValueError(
             f'{out} holds runs made with other settings ({", ".join(changed)}: saved '
             f'{[saved.get(k) for k in changed]}, now {[mine.get(k) for k in changed]}); '
             f'use another --out, or delete {self.dir} to start the table again')
-    _write_atomic(path, lambda p: _dump_json(p, mine))
+    write_text(path, json.dumps(mine, indent=2))
 
   def _path(self, target: str, method: str, seed) -> str:
     return os.path.join(self.dir, f'{target}.{method}.seed{seed}')
@@ -369,20 +391,9 @@ class Cells:
   def save(self, target: str, method: str, seed, record: dict, samples=None):
     path = self._path(target, method, seed)
     if samples is not None:  # first, so that a record always has its samples
-      _write_atomic(path + '.npz', lambda p: np.savez(p, samples=np.asarray(samples)))
-    _write_atomic(path + '.json', lambda p: _dump_json(p, _finite(record)))
-
-
-def _dump_json(path: str, obj) -> None:
-  with open(path, 'w') as f:
-    json.dump(obj, f, indent=2, default=str)
-
-
-def _write_atomic(path: str, write) -> None:
-  """write(tmp) then rename onto path (a kill leaves the old file or none)."""
-  tmp = path + '.tmp' + os.path.splitext(path)[1]
-  write(tmp)
-  os.replace(tmp, path)
+      write_atomic(path + '.npz', lambda p: np.savez(p, samples=np.asarray(samples)),
+                   suffix='.tmp.npz')
+    write_text(path + '.json', json.dumps(_finite(record), indent=2, default=str))
 
 
 def _finite(x):
@@ -457,7 +468,8 @@ def main(argv):
                        steps=STEPS.value or preset['steps'],
                        num_samples=NUM.value or preset['num_samples'], out=OUT.value,
                        eval_seed=EVAL_SEED.value, grid_cols=GRID_COLS.value, hparams=hparams,
-                       method_kwargs=preset.get('method_kwargs'), source_name=spec)
+                       method_kwargs=preset.get('method_kwargs'), source_name=spec,
+                       inception_weights=INCEPTION.value)
   except (FsigError, ValueError) as e:
     fail(str(e))
   print(open(report['files']['table']).read())

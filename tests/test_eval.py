@@ -345,6 +345,29 @@ def test_fsig_table_tiny(tmp_path):
                     hparams={'d_reg_every': 2, 'g_reg_every': 2})
 
 
+def test_fsig_table_feature_network_is_a_cell_setting(tmp_path):
+  """--inception_weights labels the table 'FID' and is a setting of every cell: a table
+  saved before the setting existed resumes with VGG16 features, never with Inception."""
+  table = _fsig_table()
+  settings = dict(source='s', methods=['tgan'], targets=['babies'], seeds=[0], steps=2,
+                  num_samples=16, eval_seed=0, hparams={}, method_kwargs={}, resolution=16,
+                  inception_weights='')
+  cells = table.Cells(str(tmp_path), settings)
+  cells.save('babies', 'tgan', 0, {'FID-VGG': 1.0})
+  saved = json.loads((tmp_path / 'cells' / 'settings.json').read_text())
+  del saved['inception_weights']  # as written before the setting existed
+  (tmp_path / 'cells' / 'settings.json').write_text(json.dumps(saved))
+  table.Cells(str(tmp_path), settings)  # resumes
+  with pytest.raises(ValueError, match=r'other settings \(inception_weights'):
+    table.Cells(str(tmp_path), dict(settings, inception_weights='pt_inception.pth'))
+  md = table.write_table(str(tmp_path / 't.md'), ['tgan'], ['babies'],
+                         {('tgan', 'babies'): [{'FID': 12.5, 'intra-LPIPS': 0.5}]},
+                         {'babies': 'x'}, dict(settings, inception_weights='pt.pth'))
+  text = open(md).read()
+  assert '# Few-shot adaptation: FID (lower' in text and '| 12.5 / 0.500 |' in text
+  assert 'Inception-v3' in text and 'VGG16' not in text
+
+
 # ------------------------------------------------------- paper-comparable FID / KID (Inception)
 
 
