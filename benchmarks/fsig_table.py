@@ -64,7 +64,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from absl import app, flags
+from absl import flags
 import jax
 import numpy as np
 
@@ -80,7 +80,7 @@ from fsig_jax.methods import get_method  # noqa: E402
 from fsig_jax.metrics import evaluate  # noqa: E402
 from fsig_jax.models import presets  # noqa: E402
 from fsig_jax.models.bundle import ModelBundle, init_bundle  # noqa: E402
-from fsig_jax.utils.cli import fail  # noqa: E402
+from fsig_jax.utils.cli import fail, run_main  # noqa: E402
 from fsig_jax.utils.files import write_atomic, write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
@@ -483,4 +483,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

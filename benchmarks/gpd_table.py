@@ -42,7 +42,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 import jax
 import numpy as np
 
@@ -58,7 +58,8 @@ from fsig_jax.distill import gpd  # noqa: E402
 from fsig_jax.engine import export, loop  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import paired  # noqa: E402
-from fsig_jax.utils.cli import benchmark_setup, fail  # noqa: E402
+from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
+from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 DATA = flags.DEFINE_enum('data', 'anime_sketch', sorted(common.PAIRS), 'paired data')
@@ -156,8 +157,8 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
               g_t = teacher(source, data, n, teacher_method, teacher_steps, out)
             t0 = time.time()
             gpd.train(c, work, source=source, adapted=None if row == 'oracle' else g_t)
-            with open(os.path.join(work, 'minutes.json'), 'w') as f:
-              json.dump({'minutes': round((time.time() - t0) / 60, 1)}, f)
+            write_text(os.path.join(work, 'minutes.json'),
+                       json.dumps({'minutes': round((time.time() - t0) / 60, 1)}))
           with open(done) as f:
             info = json.load(f)
           minutes = None
@@ -232,14 +233,13 @@ def main(argv):
       name = 'table'
   except (FsigError, ValueError) as e:
     fail(str(e))
-  with open(os.path.join(out, f'{name}.md'), 'w') as f:
-    f.write('\n'.join(lines))
-  with open(os.path.join(out, f'{name}.json'), 'w') as f:
-    json.dump({'argv': sys.argv[1:], 'minutes': round((time.time() - t0) / 60, 1),
-               'runs': records}, f, indent=2)
+  write_text(os.path.join(out, f'{name}.md'), '\n'.join(lines))
+  write_text(os.path.join(out, f'{name}.json'), json.dumps(
+      {'argv': sys.argv[1:], 'minutes': round((time.time() - t0) / 60, 1), 'runs': records},
+      indent=2))
   print('\n'.join(lines))
   print(f'wrote {out}/{name}.md, {name}.json in {(time.time() - t0) / 60:.1f} min')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

@@ -28,7 +28,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +41,8 @@ from fsig_jax.data.sketch import xdog_sketch  # noqa: E402
 from fsig_jax.distill import kdit_spade  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import features, paired, ssim  # noqa: E402
-from fsig_jax.utils.cli import benchmark_setup, fail  # noqa: E402
+from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
+from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 COND = flags.DEFINE_enum('cond', 'spatial', ['spatial', 'vector'], 'condition kind')
@@ -117,9 +118,7 @@ def main(argv):
         scores['consistency'] = float(np.mean(np.concatenate([
             np.asarray(ssim.ssim(xdog_sketch(y[i:i + 64]), sketches[i:i + 64]))
             for i in range(0, len(y), 64)])))
-        with open(path + '.tmp', 'w') as f:
-          json.dump(scores, f, indent=2)
-        os.replace(path + '.tmp', path)
+        write_text(path, json.dumps(scores, indent=2))
       with open(path) as f:
         records[row] = json.load(f)
       blocks.append((row, student(conds[:8], seed=0)))
@@ -138,12 +137,11 @@ def main(argv):
            '| row | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
   for row, sc in records.items():
     lines.append(f'| {row} | ' + ' | '.join(f'{sc[k]:.4g}' for k in keys) + ' |')
-  with open(os.path.join(out, 'table.md'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  with open(os.path.join(out, 'table.json'), 'w') as f:
-    json.dump({'argv': sys.argv[1:], 'rows': records}, f, indent=2)
+  write_text(os.path.join(out, 'table.md'), '\n'.join(lines) + '\n')
+  write_text(os.path.join(out, 'table.json'),
+             json.dumps({'argv': sys.argv[1:], 'rows': records}, indent=2))
   print('\n'.join(lines))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

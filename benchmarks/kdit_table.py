@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +47,8 @@ from fsig_jax.data import targets  # noqa: E402
 from fsig_jax.distill import kdit, stargan  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import evaluate, features, fid, lpips  # noqa: E402
-from fsig_jax.utils.cli import benchmark_setup, fail  # noqa: E402
+from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
+from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 ROWS = flags.DEFINE_string('rows', 'scratch,full,kd_star,l1_only,adv_only', 'rows')
@@ -151,9 +152,7 @@ def main(argv):
       if not os.path.isfile(path):
         work = stage2(row, out, widths, domains)
         scores = score(api.load_student(work), tests, NUM_TEST.value)
-        with open(path + '.tmp', 'w') as f:
-          json.dump(scores, f, indent=2)
-        os.replace(path + '.tmp', path)
+        write_text(path, json.dumps(scores, indent=2))
       with open(path) as f:
         records[row] = json.load(f)
       print(f'[{(time.time() - t0) / 60:.1f} min] {row}: {json.dumps(records[row])}',
@@ -171,10 +170,9 @@ def main(argv):
     lines.append(f'| {row} | ' + ' | '.join(
         f'{sc[c]["FID-VGG"]:.1f} / {sc[c]["KID-VGG"]:.3f} / {sc[c]["LPIPS-div"]:.3f}'
         for c in cols) + ' |')
-  with open(os.path.join(out, 'table.md'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  with open(os.path.join(out, 'table.json'), 'w') as f:
-    json.dump({'argv': sys.argv[1:], 'rows': records}, f, indent=2)
+  write_text(os.path.join(out, 'table.md'), '\n'.join(lines) + '\n')
+  write_text(os.path.join(out, 'table.json'),
+             json.dumps({'argv': sys.argv[1:], 'rows': records}, indent=2))
   x, refs = tests[0][:8], tests[1][-8:]
   blocks = [('photo', x), ('reference', refs)]
   for row in rows:
@@ -186,4 +184,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)
