@@ -250,24 +250,29 @@ def ssim_a_matrix(queries: jax.Array, keys: jax.Array, *, window: int = SSIM_WIN
                   padding: str = 'same') -> jax.Array:
   """(Nq, H, W, C) x (Nk, H, W, C) -> (Nq, Nk) SSIM-A of every query to every key.
 
-  The local means and E[a^2] are filtered once per sample; per pair only E[q k]
-  is (one filtered map instead of five). vmap over the queries, each against
-  all keys at once: the largest intermediates are (Nq, Nk, C, H, W), e.g.
-  4 x 23 pairs of a 64 x 64 x 512 map are 0.8 GB in float32.
+  The queries' local means and E[q^2] are filtered once; the pairs are taken
+  one key at a time (`lax.map` over the keys; the key's moments and E[q k]
+  inside) and each is rematerialised in the backward pass (`jax.checkpoint`),
+  so a pass holds a few maps of one key and keeps only the keys themselves:
+  all keys at once held about twelve (Nq, Nk, H, W, C) maps,
+  2.3 GB for one query against 24 keys of 64 x 64 x 512, and was the largest
+  part of KD-FSIG's step memory (benchmarks/ssim_a_memory.py has the
+  numbers). The values are the same up to float summation order.
   """
   if queries.shape[1:] != keys.shape[1:]:
     raise ValueError(f'queries {queries.shape} and keys {keys.shape} differ in map shape')
   _check_padding(queries.shape, window, padding)
   g = gaussian_window_1d(window, sigma)
-  kf = keys.astype(jnp.float32)
-  mu_k, e_kk = _moments(kf, g, padding)
-  mu_q, e_qq = _moments(queries, g, padding)
+  qf = queries.astype(jnp.float32)
+  mu_q, e_qq = _moments(qf, g, padding)
 
-  def row(q, mu, e):
-    e_qk = gaussian_filter(q.astype(jnp.float32)[None] * kf, g, padding)
-    return _ssim_from_moments(mu[None], e[None], mu_k, e_kk, e_qk, c1, c2)
+  @jax.checkpoint
+  def column(k):  # SSIM-A of every query to one key -> (Nq,)
+    mu_k, e_kk = _moments(k[None], g, padding)
+    e_qk = gaussian_filter(qf * k.astype(jnp.float32)[None], g, padding)
+    return _ssim_from_moments(mu_q, e_qq, mu_k, e_kk, e_qk, c1, c2)
 
-  return jax.vmap(row)(queries, mu_q, e_qq)
+  return jax.lax.map(column, keys).T
 
 
 # --------------------------------------------------------------------------
