@@ -104,7 +104,8 @@ def test_adaptive_p_by_hand():
   step = target / length * 256
   s = ada.ada_init(0.0)
   up, down = jnp.ones((4, 1)), -jnp.ones((4, 1))
-  update = jax.jit(lambda s, logits: ada.ada_update(s, logits, target, length))
+  update = jax.jit(lambda s, logits: ada.ada_update(s, jnp.sum(jnp.sign(logits)),
+                                                   logits.shape[0], target, length))
   for i in range(63):  # 252 predictions: nothing yet
     s = update(s, up)
     assert float(s['p']) == 0 and float(s['n']) == 4 * (i + 1)
@@ -122,13 +123,13 @@ def test_adaptive_p_by_hand():
   s = {**s, 'p': jnp.float32(0.5), 'signs': jnp.float32(0.6 * 256 - 4), 'n': jnp.float32(252)}
   s = update(s, up)
   np.testing.assert_allclose(float(s['p']), 0.5 - step, rtol=1e-6)
-  # A patch D: every element's sign counts, the count is the leading dimension.
+  # A patch D as CDC's: every patch's sign counts, the count is the batch.
   s = ada.ada_update({**ada.ada_init(0.0), 'signs': jnp.float32(252 * 16), 'n': jnp.float32(252)},
-                     jnp.ones((4, 16)), 0.6, 1000)
+                     64.0, 4, 0.6, 1000)
   assert float(s['r_t']) == 16 and float(s['p']) == pytest.approx(0.6 / 1000 * 256)
   # Clipped at 1.
   s = ada.ada_update({**ada.ada_init(0.0), 'p': jnp.float32(0.99), 'signs': jnp.float32(252),
-                      'n': jnp.float32(252)}, up, 0.6, 1000)
+                      'n': jnp.float32(252)}, 4.0, 4, 0.6, 1000)
   assert float(s['p']) == 1.0
 
 
@@ -197,3 +198,25 @@ def test_configs_tgan_rows_and_cdc_run_sh():
   assert p.hparams.augment == '' and p.steps == 5000 and p.method.names == 'cdc'
   assert 'cdc' not in run_config.method_kwargs(p)
   get_method(run_config.method_names(c), **run_config.method_kwargs(c))
+
+
+def test_cdc_counts_its_predictions_signs_as_train_py():
+  """CDC's `ada_signs`: on anchor steps the image logit once (its `disc` broadcasts it
+  over the patch columns), on patch steps every patch of the chosen map once (a 16 px
+  head is nearest-upsampled 2x2 to 32 px here): `torch.sign(real_pred).sum()`."""
+  import types  # pylint: disable=g-import-not-at-top
+  from fsig_jax.methods.cdc import cdc, patch_layers  # pylint: disable=g-import-not-at-top
+  from fsig_jax.models import presets  # pylint: disable=g-import-not-at-top
+  cfg = presets.parse_random_spec('random:anime64')
+  assert [size for _, size, _ in patch_layers(cfg)] == [32, 32, 16, 16]
+  hook = cdc(highp=4, subspace_freq=2).ada_signs
+  key = next(k for k in (jax.random.PRNGKey(i) for i in range(50))
+             if int(jax.random.randint(jax.random.fold_in(k, 0), (), 0, 4)) >= 2)  # a 16 px map
+  ctx = lambda step: types.SimpleNamespace(models=types.SimpleNamespace(cfg=cfg),  # noqa: E731
+                                           step=jnp.int32(step), key=key)
+  small = jnp.sign(jax.random.normal(jax.random.PRNGKey(7), (2, 16, 16)))
+  big = jnp.repeat(jnp.repeat(small, 2, axis=1), 2, axis=2).reshape(2, -1)
+  assert float(hook(ctx(1), big, {})) == float(small.sum())
+  image = jnp.array([[0.3], [-2.0]])
+  assert float(hook(ctx(2), jnp.broadcast_to(image, (2, 1024)), {})) == 0.0
+  assert float(hook(ctx(2), jnp.broadcast_to(jnp.abs(image), (2, 1024)), {})) == 2.0

@@ -43,7 +43,12 @@ are accumulated (:245), r_t = sum of signs / count, and p moves by
 sign(r_t - target) * (target / ada_length) * count (:248-256, `ada_aug_step *
 n_pred`), clipped to [0, 1] (:257); the accumulator is reset (:258) and r_t
 kept for the log (CDC logs it as "Rt"). `--augment_p` > 0 fixes p instead
-(:181, :239). D's reals and fakes are augmented with the current p (:218-220),
+(:181, :239). What counts as a prediction is whatever CDC's D returned: with its
+patch D (`--augment` in run.sh's CDC command) every patch logit of the patch
+map on patch steps, the image logit on anchor steps, divided by the batch size
+only, so r_t there is not a fraction (kept: it is what ran; the engine asks the
+D's owner, `Method.ada_signs`, methods/cdc.py). D's reals and fakes are
+augmented with the current p (:218-220),
 R1 is taken on those augmented reals (:263-269), and G's fakes with the p
 after the update (:290-291).
 
@@ -378,16 +383,15 @@ def ada_init(augment_p: float) -> dict:
           'r_t': jnp.zeros((), jnp.float32)}
 
 
-def ada_update(state: dict, real_logits: jax.Array, target: float = ADA_TARGET,
+def ada_update(state: dict, signs, count: int, target: float = ADA_TARGET,
                length: int = ADA_LENGTH) -> dict:
-  """CDC train.py:239-258 after one D step, from D's real logits (the global batch).
-
-  Every element's sign counts; the count is the leading dimension (torch
-  `sign(real_pred).sum()`, `real_pred.shape[0]`). The caller skips this for a
-  fixed p (`--augment_p` > 0, :239)."""
-  logits = real_logits.astype(jnp.float32)
-  signs = state['signs'] + jnp.sum(jnp.sign(logits))
-  n = state['n'] + logits.shape[0]
+  """CDC train.py:239-258 after one D step, given `signs` = torch
+  `sign(real_pred).sum()` and `count` = `real_pred.shape[0]` of D's real
+  predictions on the global batch (the engine: every logit's sign, or the
+  method's `ada_signs`; CDC's patch D counts every patch, N of them each).
+  The caller skips this for a fixed p (`--augment_p` > 0, :239)."""
+  signs = state['signs'] + jnp.asarray(signs, jnp.float32)
+  n = state['n'] + count
   due = n > ADA_MIN_PREDS - 1
   r_t = jnp.where(due, signs / jnp.maximum(n, 1), state['r_t'])
   step = jnp.where(r_t > target, 1.0, -1.0) * (target / length) * n

@@ -67,6 +67,7 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
   opt_g, opt_d = optimizers or make_optimizers(hp, cfg, method.late_start)
   disc_owner, disc_hook = method.hook('disc')
   z_owner, z_hook = method.hook('sample_z')
+  signs_owner, signs_hook = method.hook('ada_signs')
   batch = hp.batch_size
   pl_batch = max(1, batch // hp.pl_batch_shrink)
   shard = (lambda x: jax.lax.with_sharding_constraint(x, parallel.batch_sharding(mesh))) \
@@ -150,9 +151,13 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
       ctx = StepContext(phase='D', key=keys['d_method'], g=g_eff, d=d_side, fake=fake, zs=zs,
                         ws=ws, noise_key=keys['d_noise'], **base)
       # Independent method keys for the real and the fake pass (CDC draws p_ind twice).
-      ctx.real_logits, ctx.d_feats_real = disc(
-          dataclasses.replace(ctx, key=jax.random.fold_in(keys['d_method'], 0)), d_side,
-          real_aug, mst)
+      real_ctx = dataclasses.replace(ctx, key=jax.random.fold_in(keys['d_method'], 0))
+      ctx.real_logits, ctx.d_feats_real = disc(real_ctx, d_side, real_aug, mst)
+      # ADA's sign statistic of these predictions (CDC train.py:240-241).
+      signs = jnp.zeros(())
+      if adaptive:
+        signs = (signs_hook(real_ctx, ctx.real_logits, mst[signs_owner]) if signs_hook
+                 else jnp.sum(jnp.sign(ctx.real_logits)))
       ctx.fake_logits, ctx.d_feats_fake = disc(
           dataclasses.replace(ctx, key=jax.random.fold_in(keys['d_method'], 1)), d_side,
           fake_aug, mst)
@@ -165,13 +170,15 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
       else:
         terms = {'d_adv': d_logistic(ctx.real_logits, ctx.fake_logits)}
       terms.update(method.d_terms(ctx, mst))
-      return _total(terms), (terms, ctx.real_logits, ctx.fake_logits)
+      return _total(terms), (terms, ctx.real_logits, ctx.fake_logits,
+                             jax.lax.stop_gradient(signs))
 
-    (_, (d_terms, real_logits, fake_logits)), grads = jax.value_and_grad(
+    (_, (d_terms, real_logits, fake_logits, signs)), grads = jax.value_and_grad(
         d_loss, has_aux=True)(d_side)
     d_side, opt_d_state = apply(opt_d, 'D', grads, state['opt_D'], d_side, mst)
     if adaptive:  # CDC train.py:239-258, on the global batch's real logits
-      ada_state = ada.ada_update(ada_state, real_logits, hp.ada_target, hp.ada_length)
+      ada_state = ada.ada_update(ada_state, signs, real_logits.shape[0], hp.ada_target,
+                                 hp.ada_length)
 
     # --- D regularisation: lazy R1 every d_reg_every steps, its own Adam step.
     r1 = jnp.zeros(())
