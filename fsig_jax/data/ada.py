@@ -263,25 +263,32 @@ def sample_matrices(key, p, batch: int, height: int, width: int) -> Tuple[jax.Ar
 # ------------------------------------------------------------------ application
 
 
-def _filter_1d(x, taps, axis: int, up: bool):
-  """Correlation of NHWC x with `taps` along `axis` (1: rows, 2: columns), per channel:
-  with `up`, on x zero-interleaved 2x (a trailing zero too), no padding (upfirdn2d
-  up=2); else stride 2 (upfirdn2d down=2); 'valid' either way."""
-  c = x.shape[-1]
-  shape = (len(taps), 1) if axis == 1 else (1, len(taps))
-  kern = jnp.broadcast_to(jnp.asarray(taps, x.dtype).reshape(shape + (1, 1)), shape + (1, c))
-  dil = [1, 1]
-  pad = [(0, 0), (0, 0)]
-  stride = [1, 1]
-  if up:
-    dil[axis - 1] = 2
-    pad[axis - 1] = (0, 1)
-  else:
-    stride[axis - 1] = 2
-  return jax.lax.conv_general_dilated(
-      x, kern, window_strides=stride, padding=pad, lhs_dilation=dil,
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=c,
-      precision=jax.lax.Precision.HIGHEST)
+def _take(x, start: int, size: int, axis: int):
+  return jax.lax.slice_in_dim(x, start, start + size, axis=axis)
+
+
+def _upsample_1d(x, axis: int):
+  """upfirdn2d(x, kernel_flip, up=2) along `axis` (separably; its 2D kernel is the
+  outer product): out[i] = sum_a z[i + a] SYM6[a] for z = x zero-interleaved 2x (with a
+  trailing zero), 'valid', so 2n - 11 samples from n. Computed polyphase, the even
+  outputs from SYM6's even taps and the odd ones from its odd taps."""
+  n, k = x.shape[axis], len(SYM6)
+  even = sum(SYM6[2 * j] * _take(x, j, n - k // 2 + 1, axis) for j in range(k // 2))
+  odd = sum(SYM6[2 * j + 1] * _take(x, j + 1, n - k // 2, axis) for j in range(k // 2))
+  pairs = jnp.stack([_take(even, 0, n - k // 2, axis), odd], axis=axis + 1)
+  shape = list(x.shape)
+  shape[axis] = 2 * (n - k // 2)
+  return jnp.concatenate([pairs.reshape(shape), _take(even, n - k // 2, 1, axis)], axis=axis)
+
+
+def _downsample_1d(x, axis: int):
+  """upfirdn2d(x, kernel, down=2) along `axis`: the correlation with SYM6 reversed,
+  'valid', every second sample from the first."""
+  n, k = x.shape[axis], len(SYM6)
+  size = (n - k) // 2 + 1
+  flip = SYM6[::-1]
+  return sum(flip[a] * jax.lax.slice_in_dim(x, a, a + 2 * (size - 1) + 1, stride=2, axis=axis)
+             for a in range(k))
 
 
 def _linspace(start, end, steps, idx):
@@ -309,7 +316,7 @@ def apply_affine(x: jax.Array, g: jax.Array) -> jax.Array:
   # The canvas: reflect-padded by the most torch allows; upsampled as torch's padded image.
   ty, tx = h - 1, w - 1
   canvas = jnp.pad(x, ((0, 0), (ty, ty), (tx, tx), (0, 0)), mode='reflect')
-  up = _filter_1d(_filter_1d(canvas, SYM6, 1, True), SYM6, 2, True)
+  up = _upsample_1d(_upsample_1d(canvas, 1), 2)
   # torch's img_2x[i] is up[i + 2 * off]; its size is 2 * Hp - 11.
   off_y, off_x = 2 * (ty - py1 - PAD_K), 2 * (tx - px1 - PAD_K)
   hp_, wp_ = h + py1 + py2 + 2 * PAD_K, w + px1 + px2 + 2 * PAD_K
@@ -349,8 +356,7 @@ def apply_affine(x: jax.Array, g: jax.Array) -> jax.Array:
             + wy1 * ((1 - wx1) * tap(img, y0 + 1, x0) + wx1 * tap(img, y0 + 1, x0 + 1)))
 
   affine = jax.vmap(sample)(up, x0, y0, wx1, wy1)
-  flip = SYM6[::-1]  # upfirdn2d(img_affine, kernel, down=2) correlates with the flipped kernel
-  out = _filter_1d(_filter_1d(affine, flip, 1, False), flip, 2, False)
+  out = _downsample_1d(_downsample_1d(affine, 1), 2)
   return out.astype(dtype)
 
 
