@@ -64,9 +64,11 @@ Deviations (none in the arithmetic; only in how it is computed under jit):
     images at high p) is left untransformed (G = identity).
   * The random numbers are JAX's, not torch's: the same distributions.
 Note: as in that code, apply(x, I, I) is not x: the wavelet up/downsampling and
-its grid (which stretches by (2 Hp - 11) / (2 Hp - 22), Hp the padded size)
-shift and blur the image slightly, also at p = 0 (CDC augments at every step
-with --augment, from p = 0). rosinality's later rewrite (HEAD) fixed that.
+its grid (sample r of the 2x image reads position r * h2 / (h2 - 1) - 1/2, h2 =
+2 Hp - 11 for the padded size Hp: a stretch and a half-sample shift) shift and
+blur the image slightly, also at p = 0 (CDC augments at every step with
+--augment, from p = 0); tests/test_ada.py checks it against that code.
+rosinality's later rewrite (HEAD) computes the geometry differently.
 """
 import math
 from typing import Tuple
