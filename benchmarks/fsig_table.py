@@ -36,7 +36,10 @@ best read together with intra-LPIPS, which rewards diversity. With
 table reports FID / KID on Inception-v3 features, the papers' metric; the
 feature network is a setting of every cell, so one table never mixes the two.
 
-Settings. Full (default): methods tgan, tgan_aug, freezed, ewc, cdc, dcl;
+Settings. Full (default): methods tgan, tgan_ada (TGAN + ADA, CDC's --augment:
+rosinality's non-leaking ADA with the adaptive p), tgan_diffaug (TGAN +
+DiffAugment; named tgan_aug before, so tables made then show DiffAugment under
+that name), freezed, ewc, cdc, dcl, adam, rick, ewc+rick, adam+rick, kd_fsig;
 targets anime_sketch, babies, sketches, caricatures; seeds 0,1,2; 1000 steps
 (configs/offline.py) at batch 4; 1000 evaluation samples (CDC's count).
 --quick: target anime_sketch, seeds 0,1, 5 steps, 50 evaluation samples,
@@ -45,8 +48,9 @@ its numbers do not rank methods.
 
 Run time, measured on the 2-core CPU machine with the anime64 architecture
 (`--source=random:anime64`: the network of models/anime64, randomly
-initialised), cold XLA cache: --quick took 8.6 min with only the niced
-pretraining job beside it (about half of it compiling the six methods' steps
+initialised), cold XLA cache, with the earlier list of six methods (tgan,
+tgan_aug, freezed, ewc, cdc, dcl; the twelve of today take longer): --quick
+took 8.6 min with only the niced pretraining job beside it (about half of it compiling the six methods' steps
 once each; a rerun with the same --out reuses them from OUT/xla_cache), and
 18.5 min while other jobs also loaded the machine (load average ~5). In the
 8.6 min run: 1.4 (dcl) to 2.8 (tgan) steps/s at batch 4 and ~5 s per
@@ -84,7 +88,10 @@ from fsig_jax.utils.cli import fail, run_main  # noqa: E402
 from fsig_jax.utils.files import write_atomic, write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
-FULL = dict(methods='tgan,tgan_aug,freezed,ewc,cdc,dcl,rick,adam',
+# The papers' comparison rows: TGAN, TGAN+ADA (CDC's --augment), TGAN+DiffAugment,
+# FreezeD, EWC, CDC, DCL, AdAM, RICK, EWC+RICK, AdAM+RICK, KD-FSIG.
+FULL = dict(methods='tgan,tgan_ada,tgan_diffaug,freezed,ewc,cdc,dcl,adam,rick,ewc+rick,'
+                    'adam+rick,kd_fsig',
             targets='anime_sketch,babies,sketches,caricatures', seeds='0,1,2', steps=1000,
             num_samples=1000)
 QUICK = dict(methods=FULL['methods'], targets='anime_sketch', seeds='0,1', steps=5,

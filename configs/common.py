@@ -32,8 +32,13 @@ KD_ROWS = {
 }
 
 ALIASES = {
-    # TGAN + DiffAugment with its default policy (Zhao et al. 2020): the "TGAN+ADA" row.
-    'tgan_aug': dict(names='tgan', augment='color,translation,cutout'),
+    # The papers' "TGAN+ADA" row (CDC, DCL, RICK, AdAM): CDC's train.py with --augment,
+    # rosinality's non-leaking ADA with the adaptive p from 0 (--augment_p 0.0, target
+    # 0.6, length 500k; fsig_jax/data/ada.py). The CDC README names the row tgan_ada
+    # (utkarshojha/few-shot-gan-adaptation README.md:110).
+    'tgan_ada': dict(names='tgan', augment='ada', augment_p=0.0),
+    # TGAN + DiffAugment with its default policy (Zhao et al. 2020), at p = 1.
+    'tgan_diffaug': dict(names='tgan', augment='color,translation,cutout'),
     # KD-FSIG's ablation rows (configs/kd_fsig.py has them for the paper setup too).
     'kd_ssim_a': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['ssim_a']}),
     'kd_momentum': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['momentum']}),
@@ -41,6 +46,12 @@ ALIASES = {
     # patch head (PatchGAN, Extra), so DCL runs on CDC's anchors + patch-level D with
     # DCL's contrastive terms instead of CDC's distance consistency (methods/dcl.py).
     'dcl_paper': dict(names='dcl,cdc', kwargs={'cdc': dict(kl_wt=0.0)}),
+}
+
+# Names no longer accepted -> the one-line reason with what to use instead.
+RETIRED = {
+    'tgan_aug': "method 'tgan_aug' is gone: it was TGAN + DiffAugment, now 'tgan_diffaug'; "
+                "the papers' TGAN+ADA row (CDC's --augment, adaptive ADA) is 'tgan_ada'",
 }
 
 # Held-out references for ten-shot sets that have none of their own: other real
@@ -54,11 +65,14 @@ APPROX_REFERENCES = {
 
 def base(method: str):
   """A default config with `method` set."""
+  if method in RETIRED:
+    raise ConfigError(RETIRED[method])
   c = default_config()
   preset = ALIASES.get(method)
   if preset is not None:
     c.method.names = preset['names']
     c.hparams.augment = preset.get('augment', '')
+    c.hparams.augment_p = preset.get('augment_p', c.hparams.augment_p)
     for name, kwargs in preset.get('kwargs', {}).items():
       c.method.kwargs[name] = dict(kwargs)
   else:

@@ -40,7 +40,10 @@ def get_config(arg: str = 'offline,full,anime_sketch'):
   elif setup == 'paper':
     if target not in PAPER_TARGETS:
       raise ConfigError(f'the KD-FSIG paper targets are {PAPER_TARGETS}, got {target!r}')
-    c = paper_ffhq256.get_config(f'{method},{target}')
+    # The CDC row at train.py's argparse defaults, as the KD rows (no --augment), and
+    # every row at the CDC README's iterations for the target.
+    c = paper_ffhq256.get_config(f'{"cdc_argparse" if method == "cdc" else method},{target}')
+    c.steps = paper_ffhq256.steps_for(target)
     source_images = 'data/ffhq'
   else:
     raise ConfigError(f"SETUP must be 'offline' or 'paper', got {setup!r}")

@@ -5,7 +5,7 @@
 
 The argument is METHOD,TARGET: METHOD a registered method ('tgan', 'freezed',
 'ewc', 'cdc', 'dcl', 'adam', ...), a '+'-joined composition, or an alias from
-configs/common.py ('tgan_aug'); TARGET one of ../shared/data/ten_shot/<set> or a derived target with a real
+configs/common.py ('tgan_ada', 'tgan_diffaug', ...); TARGET one of ../shared/data/ten_shot/<set> or a derived target with a real
 test set ('anime_sketch': XDoG sketches of 10 anime faces, fsig_jax/data/targets.py).
 """
 import os

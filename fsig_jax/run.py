@@ -85,7 +85,7 @@ CONFIG_RULES = {
     'stream_above': (_COUNT[0], '>= 0 (0: never stream)'),
     'beta1': (lambda v: 0 <= v < 1, 'in [0, 1)'), 'beta2': (lambda v: 0 <= v < 1, 'in [0, 1)'),
     'ema_beta': _FRACTION, 'w_avg_beta': _FRACTION, 'mixing_prob': _FRACTION,
-    'augment_p': _FRACTION,
+    'augment_p': _FRACTION, 'ada_target': _FRACTION, 'ada_length': _POSITIVE,
     'r1_gamma': _WEIGHT, 'pl_weight': _WEIGHT, 'gp_weight': _WEIGHT, 'drift': _WEIGHT,
     'weight_decay': _WEIGHT, 'd_reg_every': _COUNT, 'g_reg_every': _COUNT,
     'train_kimg': _WEIGHT, 'transition_kimg': _WEIGHT,

@@ -166,6 +166,7 @@ def test_shipped_configs_pass_the_number_check():
   _sys.path.insert(0, str(ROOT))
   from fsig_jax.utils.cli import load_config_file  # pylint: disable=g-import-not-at-top
   specs = ['configs/quickstart.py', 'configs/offline.py:cdc,babies', 'configs/pretrain_anime64.py',
+           'configs/offline.py:tgan_ada,babies', 'configs/paper_ffhq256.py:cdc,babies',
            'configs/pretrain_progan32.py', 'configs/gpd_anime_sketch.py:gpd',
            'configs/kdit_anime.py:distill', 'configs/rick_afhq_cat.py']
   for spec in specs:
@@ -200,6 +201,9 @@ CLI = [
      'could not load --config=configs/offline.py:cdc (configs/common.py, line '),
     (['--config=configs/offline.py:cdc'], '): config argument must be METHOD,TARGET'),
     (['--config=configs/offline.py:cdc,bbies'], "unknown target 'bbies'"),
+    (['--config=configs/offline.py:tgan_aug,babies'],
+     "method 'tgan_aug' is gone: it was TGAN + DiffAugment, now 'tgan_diffaug'; the papers' "
+     "TGAN+ADA row (CDC's --augment, adaptive ADA) is 'tgan_ada'"),
     (['--config=configs/nope.py'], "No such file or directory: 'configs/nope.py"),
     (['--config=configs/ofline.py'], 'did you mean configs/offline.py?'),
     (['--config=configs/offline.py:tgan,babies', '--config.steps=abc'],

@@ -74,9 +74,11 @@ def test_rick_headline_config_runs_from_the_cli(tmp_path):
   assert json.loads((wd / 'rick_filters.json').read_text())['steps'] == [1, 2, 3]
 
 
-def test_tgan_aug_sets_diffaugment():
-  c = offline.get_config('tgan_aug,babies')
+def test_tgan_diffaug_sets_diffaugment_and_tgan_ada_sets_ada():
+  c = offline.get_config('tgan_diffaug,babies')
   assert c.method.names == 'tgan' and c.hparams.augment == 'color,translation,cutout'
+  c = offline.get_config('tgan_ada,babies')
+  assert c.method.names == 'tgan' and (c.hparams.augment, c.hparams.augment_p) == ('ada', 0.0)
 
 
 

@@ -179,11 +179,45 @@ assert worst < 1e-4, worst
 '''
 
 
+# CDC with CDC's adaptive ADA (configs/paper_ffhq256.py:cdc): the sign statistic is
+# summed over the global batch, so p and every parameter agree on 1 and 8 devices; the
+# accumulator starts near 256 predictions so that p rises at step 1 and steps 2-3
+# augment at p > 0.
+ADA_DP_SCRIPT = r'''
+import jax, jax.numpy as jnp, numpy as np, sys
+sys.path.insert(0, 'tests')
+from engine_utils import TINY, leaves_with_paths, tiny_bundle, tiny_hparams, tiny_images
+from fsig_jax.engine import parallel
+from fsig_jax.engine.state import init_state
+from fsig_jax.engine.step import make_train_step
+from fsig_jax.methods import get_method
+assert jax.device_count() == 8, jax.devices()
+hp = tiny_hparams(batch_size=8, augment='ada', augment_p=0.0, ada_length=1000)
+method = get_method('cdc', cdc=dict(subspace_freq=2))
+out = []
+for mesh in (None, parallel.make_mesh()):
+  state = init_state(tiny_bundle(), hp, method, jax.random.PRNGKey(1))
+  state['ada'] = {**state['ada'], 'signs': jnp.float32(1e4), 'n': jnp.float32(248)}
+  step = make_train_step(TINY, hp, method, mesh=mesh)
+  batch = jnp.asarray(tiny_images(8))
+  if mesh is not None:
+    state, batch = parallel.replicate(state, mesh), parallel.global_batch(tiny_images(8), mesh)
+  for _ in range(3):
+    state, m = step(state, batch)
+  out.append(leaves_with_paths(state))
+assert out[0]["['ada']['p']"] > 0 and out[0]["['ada']['n']"] == 16
+worst = max(float(np.max(np.abs(out[0][k] - out[1][k]))) for k in out[0] if out[0][k].dtype.kind == 'f')
+print('max diff', worst)
+assert worst < 1e-4, worst
+'''
+
+
 @pytest.mark.slow
-def test_eight_devices_match_one_device():
+@pytest.mark.parametrize('script', [DP_SCRIPT, ADA_DP_SCRIPT], ids=['tgan', 'cdc_ada'])
+def test_eight_devices_match_one_device(script):
   env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8',
          'JAX_PLATFORMS': 'cpu'}
-  r = subprocess.run([sys.executable, '-c', DP_SCRIPT], cwd=ROOT, env=env, capture_output=True,
+  r = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=env, capture_output=True,
                      text=True, timeout=600)
   assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
   assert 'max diff' in r.stdout

@@ -21,8 +21,15 @@ def default_hparams() -> ml_collections.ConfigDict:
   hp.mixing_prob = 0.9         # rosinality --mixing
   hp.ema_beta = 0.5 ** (32 / (10 * 1000))  # rosinality accum; = ADA ema_kimg rule
   hp.w_avg_beta = 0.995        # ada-pytorch MappingNetwork w_avg_beta
-  hp.augment = ''              # DiffAugment policy, e.g. 'color,translation,cutout'
+  # Augmentation of every image D sees: '' none; 'ada' CDC's --augment, rosinality's
+  # non-leaking ADA with an adaptive p (fsig_jax/data/ada.py; the TGAN+ADA row); any
+  # other string a DiffAugment policy, e.g. 'color,translation,cutout' (data/augment.py).
+  hp.augment = ''
+  # DiffAugment: each op's probability. ADA: CDC's --augment_p (train.py:181, :239):
+  # > 0 a fixed p, 0 the adaptive p starting at 0 (configs set 0 for 'ada').
   hp.augment_p = 1.0
+  hp.ada_target = 0.6          # CDC train.py --ada_target (the r_t the adaptive p aims at)
+  hp.ada_length = 500 * 1000   # CDC train.py --ada_length (predictions for p to move by 1 x target)
   # The adversarial loss: 'logistic' (StyleGAN2, non-saturating) or 'wgan_gp'
   # (ProGAN's WGAN-GP, Karras et al. 2018 App. A.1: lambda 10 every step, drift 0.001).
   hp.loss = 'logistic'

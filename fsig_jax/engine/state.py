@@ -10,6 +10,8 @@
   opt_G/opt_D optax Adam states of the two sides
   pl_mean     running mean of path lengths
   method      {method name: that method's state}
+  ada         only with hp.augment == 'ada': the augmentation probability p, its
+              sign accumulator and the last r_t (fsig_jax/data/ada.py `ada_init`)
 
 Nothing else is kept anywhere: checkpointing this dict is checkpointing the run.
 """
@@ -20,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fsig_jax.data import ada
 from fsig_jax.engine.hparams import lazy_ratio
 from fsig_jax.errors import ConfigError
 from fsig_jax.methods import REGISTRY, compose
@@ -114,7 +117,7 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
   g_side = method.param_transform('G', as_jnp({'net': g['params'], **minit.g_extra}), mstate)
   d_side = method.param_transform('D', as_jnp({'net': d_vars['params'], **minit.d_extra}), mstate)
   opt_g, opt_d = optimizers or make_optimizers(hp, bundle.config, method.late_start)
-  return {
+  state = {
       'step': jnp.zeros((), jnp.int32),
       'key': key,
       'G': g_side,
@@ -127,6 +130,9 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
       'pl_mean': jnp.zeros((), jnp.float32),
       'method': mstate,
   }
+  if hp.augment == ada.POLICY:
+    state['ada'] = ada.ada_init(hp.augment_p)
+  return state
 
 
 def _registered_method(mstates):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fsig_jax.data import ada
 from fsig_jax.data.augment import diff_augment
 from fsig_jax.engine import parallel
 from fsig_jax.engine.run_config import ConfigError
@@ -30,7 +31,8 @@ from fsig_jax.utils.trees import ema
 KEYS = ('next',                        # the next step's state['key']
         'd_z', 'd_noise', 'd_method',  # D phase: latents, noise, method's own draws
         'd_aug_real', 'd_aug_fake',    # D phase: augmentation of reals / fakes
-        'r1_aug',                      # R1: augmentation of the reals
+        'r1_aug',                      # R1: augmentation of the reals (DiffAugment;
+                                       # ADA's R1 reuses D's augmented reals)
         'g_z', 'g_noise', 'g_method', 'g_aug',  # G phase
         'pl_z', 'pl_noise', 'pl_proj')  # path length: latents, noise, projection
 
@@ -65,6 +67,7 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
   opt_g, opt_d = optimizers or make_optimizers(hp, cfg, method.late_start)
   disc_owner, disc_hook = method.hook('disc')
   z_owner, z_hook = method.hook('sample_z')
+  signs_owner, signs_hook = method.hook('ada_signs')
   batch = hp.batch_size
   pl_batch = max(1, batch // hp.pl_batch_shrink)
   shard = (lambda x: jax.lax.with_sharding_constraint(x, parallel.batch_sharding(mesh))) \
@@ -82,7 +85,14 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
     params = method.param_transform(side, optax.apply_updates(params, updates), mst)
     return params, opt_state
 
-  def augment(x, key):
+  use_ada = hp.augment == ada.POLICY
+  adaptive = use_ada and hp.augment_p == 0  # CDC train.py:239: a fixed p when > 0
+
+  def augment(x, key, ada_p=None):
+    """hp.augment's augmentation of a batch D sees: ADA at probability ada_p (the
+    state's), a DiffAugment policy, or none."""
+    if use_ada:
+      return ada.augment(x, key, ada_p)
     return diff_augment(x, key, hp.augment, p=hp.augment_p) if hp.augment else x
 
   def disc(ctx, d_side, img, mstates):
@@ -127,33 +137,48 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
     g_eff = eff('G', g_side)
     zs, ws, _ = sample_ws(g_eff['net'], buffers, keys['d_z'], batch, step, mst)
     fake = jax.lax.stop_gradient(models.synth(g_eff['net'], buffers, ws, keys['d_noise']))
+    # D's reals and fakes, augmented at the state's p (CDC train.py:218-220).
+    ada_state = state.get('ada')
+    if use_ada and ada_state is None:
+      raise ConfigError("hparams.augment='ada' needs the ADA state: build the state with "
+                        'init_state(..., hp) from the same hparams')
+    ada_p = ada_state['p'] if use_ada else None
+    real_aug = augment(real, keys['d_aug_real'], ada_p)
+    fake_aug = augment(fake, keys['d_aug_fake'], ada_p)
 
     def d_loss(d_side):
       d_side = eff('D', d_side)
       ctx = StepContext(phase='D', key=keys['d_method'], g=g_eff, d=d_side, fake=fake, zs=zs,
                         ws=ws, noise_key=keys['d_noise'], **base)
       # Independent method keys for the real and the fake pass (CDC draws p_ind twice).
-      ctx.real_logits, ctx.d_feats_real = disc(
-          dataclasses.replace(ctx, key=jax.random.fold_in(keys['d_method'], 0)), d_side,
-          augment(real, keys['d_aug_real']), mst)
+      real_ctx = dataclasses.replace(ctx, key=jax.random.fold_in(keys['d_method'], 0))
+      ctx.real_logits, ctx.d_feats_real = disc(real_ctx, d_side, real_aug, mst)
+      # ADA's sign statistic of these predictions (CDC train.py:240-241).
+      signs = jnp.zeros(())
+      if adaptive:
+        signs = (signs_hook(real_ctx, ctx.real_logits, mst[signs_owner]) if signs_hook
+                 else jnp.sum(jnp.sign(ctx.real_logits)))
       ctx.fake_logits, ctx.d_feats_fake = disc(
           dataclasses.replace(ctx, key=jax.random.fold_in(keys['d_method'], 1)), d_side,
-          augment(fake, keys['d_aug_fake']), mst)
+          fake_aug, mst)
       if wgan:  # ProGAN: critic loss + drift, gradient penalty at every step
         terms = {'d_adv': wgan_d(ctx.real_logits, ctx.fake_logits, hp.drift)}
         if hp.gp_weight > 0:
           critic = lambda x: disc(ctx, d_side, x, mst)[0]  # noqa: E731
           terms['d_gp'] = hp.gp_weight * gradient_penalty(
-              critic, augment(real, keys['d_aug_real']), augment(fake, keys['d_aug_fake']),
-              jax.random.fold_in(keys['d_method'], 2))
+              critic, real_aug, fake_aug, jax.random.fold_in(keys['d_method'], 2))
       else:
         terms = {'d_adv': d_logistic(ctx.real_logits, ctx.fake_logits)}
       terms.update(method.d_terms(ctx, mst))
-      return _total(terms), (terms, ctx.real_logits, ctx.fake_logits)
+      return _total(terms), (terms, ctx.real_logits, ctx.fake_logits,
+                             jax.lax.stop_gradient(signs))
 
-    (_, (d_terms, real_logits, fake_logits)), grads = jax.value_and_grad(
+    (_, (d_terms, real_logits, fake_logits, signs)), grads = jax.value_and_grad(
         d_loss, has_aux=True)(d_side)
     d_side, opt_d_state = apply(opt_d, 'D', grads, state['opt_D'], d_side, mst)
+    if adaptive:  # CDC train.py:239-258, on the global batch's real logits
+      ada_state = ada.ada_update(ada_state, signs, real_logits.shape[0], hp.ada_target,
+                                 hp.ada_length)
 
     # --- D regularisation: lazy R1 every d_reg_every steps, its own Adam step.
     r1 = jnp.zeros(())
@@ -164,8 +189,11 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
         def loss(d_side):
           d_side = eff('D', d_side)
           ctx = StepContext(phase='R1', key=keys['d_method'], g=g_eff, d=d_side, **base)
-          fn = lambda x: disc(ctx, d_side, augment(x, keys['r1_aug']), mst)[0]  # noqa: E731
-          pen = r1_penalty(fn, real)
+          if use_ada:  # CDC train.py:263-269: R1 at D's augmented reals
+            pen = r1_penalty(lambda x: disc(ctx, d_side, x, mst)[0], real_aug)
+          else:
+            fn = lambda x: disc(ctx, d_side, augment(x, keys['r1_aug']), mst)[0]  # noqa: E731
+            pen = r1_penalty(fn, real)
           return hp.r1_gamma / 2 * pen * hp.d_reg_every, pen
 
         (_, pen), g = jax.value_and_grad(loss, has_aux=True)(d_side)
@@ -186,7 +214,9 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
                                    return_features=True)
       ctx = StepContext(phase='G', key=keys['g_method'], g=g_side, d=d_eff, fake=fake, zs=zs,
                         ws=ws, noise_key=keys['g_noise'], g_feats=g_feats, **base)
-      ctx.fake_logits, ctx.d_feats_fake = disc(ctx, d_eff, augment(fake, keys['g_aug']), mst)
+      # G's fakes at the p after this step's update (CDC train.py:290-291).
+      ctx.fake_logits, ctx.d_feats_fake = disc(
+          ctx, d_eff, augment(fake, keys['g_aug'], ada_state['p'] if use_ada else None), mst)
       terms = {'g_adv': wgan_g(ctx.fake_logits) if wgan else g_nonsaturating(ctx.fake_logits)}
       terms.update(method.g_terms(ctx, mst))
       sampled = jax.lax.stop_gradient((zs, ws, w0, ctx.aux))
@@ -239,6 +269,9 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
     new_state['method'] = new_mst
     metrics = {**d_terms, **g_terms, 'r1': r1, 'pl': pl, 'pl_mean': pl_mean,
                'real_score': jnp.mean(real_logits), 'fake_score': jnp.mean(fake_logits)}
+    if use_ada:  # CDC logs "Augment" and "Rt" (train.py:407-408)
+      new_state['ada'] = ada_state
+      metrics.update(ada_p=ada_state['p'], ada_r_t=ada_state['r_t'])
     return new_state, metrics
 
   kwargs = {'donate_argnums': 0} if donate else {}

@@ -21,6 +21,11 @@ A method (TGAN, FreezeD, EWC, CDC, RICK, ...) changes adaptation through:
                                      the G phase's latents and g_aux
   sample_z(key, step, ms, n)      -> list of z (anchors, ...), or None
   disc(ctx, d, img, ms)           -> logits  (patch discriminators), or None
+  ada_signs(ctx, logits, ms)      -> the sum of the signs of D's real predictions
+                                     as the official code counts them, for ADA's
+                                     r_t (CDC: its image logit once on anchor
+                                     steps, where `disc` broadcasts it), or None:
+                                     every element of the logits
   report(ms, outdir)              -> list of files written (plots), or None;
                                      host-side, called by the loop with numpy state
   effective_params(side, p, ms)   -> the network params the forward passes use
@@ -84,6 +89,7 @@ class Method:
   update: Callable = _keep_state
   sample_z: Optional[Callable] = None
   disc: Optional[Callable] = None
+  ada_signs: Optional[Callable] = None
   report: Optional[Callable] = None
   effective_params: Optional[Callable] = None
   data: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -109,7 +115,7 @@ class Composite:
     names = [m.name for m in self.methods]
     if len(set(names)) != len(names):
       raise ValueError(f'a method appears twice in {names}')
-    for hook in ('sample_z', 'disc'):
+    for hook in ('sample_z', 'disc', 'ada_signs'):
       owners = [m.name for m in self.methods if getattr(m, hook) is not None]
       if len(owners) > 1:
         raise ValueError(f'methods {owners} both override {hook}; they cannot be combined')

@@ -279,11 +279,25 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
     anchor = is_anchor_step(step)
     return [jnp.where(anchor, z_sub, z1), jnp.where(anchor, z_sub, z2)]
 
+  def draw_p_ind(ctx):
+    return jax.random.randint(jax.random.fold_in(ctx.key, 0), (), 0, highp)
+
   def disc(ctx, d_side, img, mstate):
-    p_ind = jax.random.randint(jax.random.fold_in(ctx.key, 0), (), 0, highp)
-    logits, feats, patches = patch_logits(ctx.models, d_side, img, p_ind, highp)
+    logits, feats, patches = patch_logits(ctx.models, d_side, img, draw_p_ind(ctx), highp)
     logits = jnp.broadcast_to(logits, patches.shape)
     return jnp.where(is_anchor_step(ctx.step), logits, patches), feats
+
+  def ada_signs(ctx, real_logits, mstate):
+    """train.py:240-241 `torch.sign(real_pred).sum()` of what D returned: the (N, 1)
+    image logits on anchor steps (here broadcast over the patch columns: counted
+    once), the (N, 1, s, s) patch map otherwise (every patch; a head nearest-upsampled
+    r x r here is counted once per original patch). CDC divides by N only, so its r_t
+    on patch steps ranges over [-s^2, s^2] (kept: it is what ran)."""
+    sizes = [size for _, size, _ in patch_layers(ctx.models.cfg)[:highp]]
+    repeats = jnp.asarray([(max(sizes) // size) ** 2 for size in sizes], jnp.float32)
+    image = jnp.sum(jnp.sign(real_logits[:, 0]))
+    patches = jnp.sum(jnp.sign(real_logits)) / repeats[draw_p_ind(ctx)]
+    return jnp.where(is_anchor_step(ctx.step), image, patches)
 
   def g_terms(ctx, mstate):
     if kl_wt == 0:  # the patch D / anchors alone (DCL's paper row, methods/dcl.py)
@@ -307,4 +321,4 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
   # StyleGAN2 only: the patch head sits on D's StyleGAN2 blocks and the anchors use
   # G's per-layer features (CDC Sec. 3 is defined on StyleGAN2).
   return Method(name='cdc', init=init, g_terms=g_terms, sample_z=sample_z, disc=disc,
-                architectures=('stylegan2',))
+                ada_signs=ada_signs, architectures=('stylegan2',))
