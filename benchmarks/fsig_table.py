@@ -19,9 +19,12 @@ same for every method). Writes to --out:
                 seed), all on the same latents and noise
   cells/        one finished run each (its numbers, and its grid row for the
                 first seed), written atomically as soon as the run is scored
+  runs/         the workdir of the run in progress (checkpoints every 100
+                steps), removed once its cell is written
 
 Resuming. Rerun the same command with the same --out after a kill: finished
-runs are read back from OUT/cells and only the rest are trained. Methods,
+runs are read back from OUT/cells, a run that was in progress resumes from its
+last checkpoint, and only the rest are trained. Methods,
 targets and seeds may be added on a rerun; a change to anything that alters a
 run's numbers (source, steps, evaluation samples or seed, overrides) is
 refused, naming the setting, so that one table never mixes settings.
@@ -63,6 +66,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -176,6 +180,8 @@ def run_config_for(method: str, target: str, steps: int, seed: int, hparams: Dic
   c = offline.get_config(f'{method},{target}')
   c.steps, c.seed = steps, seed
   c.sample_every = 0
+  c.eval_every = 0  # scored once at the end, on the table's evaluation latents
+  c.checkpoint_every = max(1, min(RUN_CHECKPOINT_EVERY, steps // 2))
   c.log_every = max(steps - 1, 1)  # first step, then one steady-state rate at the end
   for k, v in hparams.items():
     if k not in c.hparams:
@@ -307,7 +313,10 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
           config = run_config_for(method, target, steps, seed, hparams, method_kwargs)
           rate_log.rate = float('nan')
           t0 = time.time()
-          _, adapted = loop.train(config, None, bundle=source, images=images)
+          # A workdir per run, so a killed table resumes the run from its last
+          # checkpoint; removed once the run's cell is saved.
+          work = os.path.join(out, 'runs', f'{target}.{method}.seed{seed}')
+          _, adapted = loop.train(config, work, bundle=source, images=images)
           train_s = time.time() - t0
           rates.setdefault(method, []).append(rate_log.rate)
           t0 = time.time()
@@ -321,6 +330,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
             samples = evaluate.generate_samples(adapted, z_grid, eval_seed, eval_batch_size)
             blocks.append((f'{target}: {method}', samples))
           done.save(target, method, seed, record, samples)
+          shutil.rmtree(work, ignore_errors=True)
           cells.setdefault((method, target), []).append(record)
           records.append(record)
           print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: train {train_s:.0f}s '
@@ -346,6 +356,9 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
              json.dumps(_finite(report), indent=2, default=str))
   return report
 
+
+# Checkpoint cadence of a table's runs (at most every 100 steps, twice per run at least).
+RUN_CHECKPOINT_EVERY = 100
 
 # Settings a finished cell depends on; a rerun into the same --out must keep them.
 CELL_SETTINGS = ('source', 'steps', 'num_samples', 'eval_seed', 'hparams', 'method_kwargs',

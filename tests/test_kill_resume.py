@@ -148,23 +148,27 @@ def table_run(out):
 
 
 def test_sigkill_during_a_comparison_table_then_resume(tmp_path):
-  """Killed once the source's cell is written (while the first adaptation trains): the
-  rerun reads the finished cell back, runs only the rest, and writes the same table,
-  results and grid as a table that was never killed."""
+  """Killed in the middle of the first adaptation (its first checkpoint written, the
+  source's cell done): the rerun reads the finished cell back, resumes the run from its
+  checkpoint, and writes the same table, results and grid as a table that was never
+  killed; the run's workdir is gone once its cell is written."""
   shared_path('data', 'ten_shot', 'babies')
   out = tmp_path / 'table'
-  cell = out / 'cells' / 'babies.source.seedNone.json'
+  ckpt = out / 'runs' / 'babies.tgan.seed0' / 'checkpoints' / '1'
   p = start(TABLE_SCRIPT, out)
   t0 = time.time()
-  while not cell.exists():
+  while not ckpt.exists():
     assert p.poll() is None, p.stdout.read()[-3000:]
-    assert time.time() - t0 < 300, 'the source was never scored'
+    assert time.time() - t0 < 300, 'the run never checkpointed'
     time.sleep(0.01)
   p.send_signal(signal.SIGKILL)
   p.wait()
   assert p.returncode == -signal.SIGKILL and not (out / 'table.md').exists()
+  assert (out / 'cells' / 'babies.source.seedNone.json').exists()
   log = finish(TABLE_SCRIPT, out)
   assert 'babies source: done earlier' in log and 'babies tgan seed 0: train' in log, log
+  assert 'resuming from checkpoint at step 1' in log, log
+  assert os.listdir(out / 'runs') == []
   full = tmp_path / 'full'
   table_run(full)
   assert (out / 'table.md').read_text() == (full / 'table.md').read_text()
