@@ -1,4 +1,4 @@
-"""The one 2-D convolution of fsig-jax (NHWC x HWIO), with two implementations.
+"""The one 2-D convolution of fsig-jax (NHWC x HWIO), with three implementations.
 
 'native' uses XLA's convolution, strided and lhs-dilated forms included; GPU
 and TPU backends run all of its derivatives well. On CPU, XLA computes weight
@@ -6,13 +6,28 @@ gradients of strided and dilated convolutions, and the double backward that
 R1 needs, on a slow generic path (a 512-channel 32 px stride-2 layer: R1
 gradient 2.4 s). 'im2col' (the CPU default) gathers the k*k shifted slices
 into one (N, H, W, k*k*C) tensor and multiplies it by the (k*k*C, O) kernel,
-so every derivative of every order is a matrix multiply (same layer: 0.15 s).
+so every derivative of every order is a matrix multiply (same layer: 0.15 s),
+but its forward is 2-3x slower than XLA's stride-1 convolution.
+'hybrid' (issue 18) takes the fast part of each, with a custom VJP: the
+forward is XLA's convolution at stride 1 (the im2col product at stride > 1,
+where XLA's is slower), the weight gradient the im2col product (patches
+recomputed in the backward), the input gradient at stride 1 the correlation
+of the output gradient with the flipped kernel, itself a 'hybrid' conv, so
+every derivative order (R1 and path length differentiate a gradient) stays on
+these paths; at stride > 1 it is the transpose of the im2col gather. Measured
+on the 2-core CPU under load (benchmarks/conv_impl.py, benchmarks/step_time.py
+--conv_impls=im2col,hybrid; README "Benchmarks"): the 64 px TGAN step takes
+0.71x the im2col time, but XLA's compiled step allocates about as much
+temporary memory (it keeps several layers' recomputed patches alive at once),
+so 'im2col' stays the default until that is solved. Forward-mode autodiff
+(jax.jvp) is not defined through a custom VJP; fsig-jax uses reverse mode only.
 The transposed stride-2 convolution is computed as a stride-1 convolution
-with 4 output phases (sub-pixel convolution, Shi et al. 2016) on either path
+with 4 output phases (sub-pixel convolution, Shi et al. 2016) on every path
 except 'native', which uses XLA's own. Results agree to float rounding.
-Set FSIG_CONV_IMPL=native|im2col to choose (the test run uses 'native': it
-compiles faster, and the two are tested equal).
+Set FSIG_CONV_IMPL=native|im2col|hybrid to choose (the test run uses
+'native': it compiles faster, and the three are tested equal).
 """
+import functools
 import os
 from typing import Optional, Sequence, Tuple, Union
 
@@ -20,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 DN = ('NHWC', 'HWIO', 'NHWC')
+IMPLS = ('native', 'im2col', 'hybrid')
 Padding = Union[int, Sequence[Tuple[int, int]]]
 
 
@@ -29,8 +45,9 @@ def default_impl() -> str:
       'im2col' if jax.default_backend() == 'cpu' else 'native')
 
 
-def _pairs(padding: Padding):
-  return [(padding, padding)] * 2 if isinstance(padding, int) else [tuple(p) for p in padding]
+def _pairs(padding: Padding) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+  return (((padding, padding),) * 2 if isinstance(padding, int)
+          else tuple(tuple(int(q) for q in p) for p in padding))
 
 
 def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
@@ -41,9 +58,21 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
   w = w.astype(x.dtype)
   if impl == 'native':
     return jax.lax.conv_general_dilated(x, w, (stride, stride), pads, dimension_numbers=DN)
-  if impl != 'im2col':
-    raise ValueError(f"conv impl must be 'native' or 'im2col', got {impl!r}")
-  kh, kw, c, o = w.shape
+  if impl not in IMPLS:
+    raise ValueError(f'conv impl must be one of {IMPLS} (FSIG_CONV_IMPL), got {impl!r}')
+  if any(p < 0 for pair in pads for p in pair):
+    raise ValueError(f"conv impl {impl!r} needs padding >= 0, got {pads}; crop the input "
+                     "first or use impl='native'")
+  if impl == 'hybrid':
+    return _hybrid(x, w, stride, pads)
+  return jnp.einsum('nhwk,ko->nhwo', _patches(x, w.shape, stride, pads),
+                    w.reshape(-1, w.shape[-1]))
+
+
+def _patches(x, wshape, stride, pads):
+  """The (N, OH, OW, kh*kw*C) im2col tensor: the kh*kw shifted (strided) slices
+  of the padded x, concatenated tap-major to match w.reshape(kh*kw*C, O)."""
+  kh, kw, c, _ = wshape
   if any(p for pair in pads for p in pair):
     x = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
   n, h, wd, _ = x.shape
@@ -51,8 +80,46 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
   cols = [jax.lax.slice(x, (0, i, j, 0), (n, i + (oh - 1) * stride + 1,
                                           j + (ow - 1) * stride + 1, c), (1, stride, stride, 1))
           for i in range(kh) for j in range(kw)]
-  patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
-  return jnp.einsum('nhwk,ko->nhwo', patches, w.reshape(kh * kw * c, o))
+  return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _hybrid(x, w, stride, pads):
+  """Forward: XLA's convolution at stride 1; at stride > 1 the im2col product,
+  which XLA's strided CPU convolution does not beat (benchmarks/conv_impl.py:
+  2x slower forward on D's stride-2 3x3 layer). Neither keeps the patches."""
+  if stride == 1:
+    return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
+  return jnp.einsum('nhwk,ko->nhwo', _patches(x, w.shape, stride, pads),
+                    w.reshape(-1, w.shape[-1]))
+
+
+def _hybrid_fwd(x, w, stride, pads):
+  return _hybrid(x, w, stride, pads), (x, w)  # residuals: no k*k-times patch tensor
+
+
+def _hybrid_bwd(stride, pads, res, g):
+  """dw: the im2col product with the patches recomputed here (freed after this
+  layer's backward). dx at stride 1: the correlation of g, padded by k - 1 - p,
+  with the flipped, channel-swapped kernel, itself a 'hybrid' conv, so its own
+  derivatives (R1, path length) again take these paths. dx otherwise (stride
+  > 1, or padding > k - 1): g times the kernel's transpose, scattered back by
+  the transpose of the patch gather (pads and strided-slice transposes)."""
+  x, w = res
+  kh, kw = w.shape[:2]
+  patches = functools.partial(_patches, wshape=w.shape, stride=stride, pads=pads)
+  dw = jnp.einsum('nhwk,nhwo->ko', patches(x), g).reshape(w.shape)
+  (lo_h, hi_h), (lo_w, hi_w) = pads
+  if stride == 1 and max(lo_h, hi_h) < kh and max(lo_w, hi_w) < kw:
+    dx = _hybrid(g, jnp.flip(w, (0, 1)).swapaxes(2, 3), 1,
+                 ((kh - 1 - lo_h, kh - 1 - hi_h), (kw - 1 - lo_w, kw - 1 - hi_w)))
+  else:
+    dx, = jax.linear_transpose(patches, x)(
+        jnp.einsum('nhwo,ko->nhwk', g, w.reshape(-1, w.shape[-1])))
+  return dx, dw
+
+
+_hybrid.defvjp(_hybrid_fwd, _hybrid_bwd)
 
 
 def conv_transpose_up2(x: jax.Array, w: jax.Array, impl: Optional[str] = None) -> jax.Array:
