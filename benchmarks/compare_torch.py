@@ -690,9 +690,10 @@ def main(argv):
       '    ' + ' '.join(['python'] +
                       [a for a in sys.argv if not a.startswith('--child=')]),
       '',
-      f'- reference: rosinality/stylegan2-pytorch Generator/Discriminator, torch ops '
-      f'{TORCH_OPS.value}' + (f', {THREADS.value} torch threads' if not gpu else '') +
-      f"; G step {'with' if SOURCE_FWD.value else 'without'} a no-grad source-G forward",
+      (f'- reference: rosinality/stylegan2-pytorch Generator/Discriminator, torch ops '
+       f'{TORCH_OPS.value}' + (f', {THREADS.value} torch threads' if not gpu else '') +
+       f"; G step {'with' if SOURCE_FWD.value else 'without'} a no-grad source-G forward"
+       if 'torch' in sides else '- reference: not run (--sides=jax)'),
       f'- ours: fsig-jax make_train_step, TGAN; batch {BATCH.value}, channel multiplier '
       f'{MULT.value}, {WARMUP.value} warm-up + {steps} timed steps',
       f'- {reg_label}',

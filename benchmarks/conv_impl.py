@@ -6,7 +6,7 @@
 All implementations run in this process on StyleGAN2 layer shapes of the 64 px
 rosinality-width networks (batch 4, NHWC): G's and D's 3x3 convs, D's stride-2
 3x3 and 1x1 convs after the blur (whose padding makes the input 2 px larger),
-G's transposed stride-2 conv, a 1x1 conv. Per implementation and layer, after
+G's transposed stride-2 conv, a 1x1 conv, four 3x3 layers in a row. Per implementation and layer, after
 one compile and one warm-up call each, it prints the median seconds of
 --repeats calls of: the forward; the forward and backward (gradients w.r.t. x
 and w of sum(tanh(y) * t)); and R1's double backward (the gradient w.r.t. w of
@@ -44,7 +44,16 @@ def layers(c):
       's2_1x1_64px': ((n, 64, 64, c), 1, lambda x, w, i: conv.conv2d(x, w, stride=2, impl=i)),
       'up2_3x3_32px': ((n, 32, 32, c), 3, lambda x, w, i: conv.conv_transpose_up2(x, w, impl=i)),
       's1_1x1_64px': ((n, 64, 64, c), 1, lambda x, w, i: conv.conv2d(x, w, impl=i)),
+      # Four layers in a row (one kernel): what autodiff keeps for the backward
+      # accumulates over layers (im2col: each layer's k*k-times patch tensor).
+      'x4_3x3_64px': ((n, 64, 64, c), 3, _four_layers),
   }
+
+
+def _four_layers(x, w, impl):
+  for _ in range(4):
+    x = jax.nn.leaky_relu(conv.conv2d(x, w, padding=1, impl=impl), 0.2)
+  return x
 
 
 def measure(shape, k, fn, impls):

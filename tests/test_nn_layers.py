@@ -121,9 +121,9 @@ def test_bias_act_lrelu_gain_and_clamp():
 def test_cpu_convs_match_native_with_gradients(op, k, size, pad):
   """The CPU forms ('im2col'; 'hybrid' with its custom VJP) equal XLA's
   convolutions under jit, in value, in the gradients w.r.t. x and w, and in
-  second derivatives (R1 differentiates the squared dL/dx w.r.t. w). Stride 2
-  and padding 2 with a 1x1 kernel (pad > k - 1) take hybrid's im2col-transpose
-  input gradient, the other stride-1 cases its flipped-kernel conv."""
+  second derivatives (R1 differentiates the squared dL/dx w.r.t. w). The
+  cases cover each of hybrid's routes: XLA's conv ('same' 3x3), the matmul
+  (1x1), and the custom VJP (stride 2, other paddings, the 2x2 kernel of 'up')."""
   from fsig_jax.nn import conv
   fn = {'s1': lambda x, w, impl: conv.conv2d(x, w, padding=pad, impl=impl),
         's2': lambda x, w, impl: conv.conv2d(x, w, stride=2, padding=pad, impl=impl),

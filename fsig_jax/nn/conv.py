@@ -8,18 +8,22 @@ gradient 2.4 s). 'im2col' (the CPU default) gathers the k*k shifted slices
 into one (N, H, W, k*k*C) tensor and multiplies it by the (k*k*C, O) kernel,
 so every derivative of every order is a matrix multiply (same layer: 0.15 s),
 but its forward is 2-3x slower than XLA's stride-1 convolution.
-'hybrid' (issue 18) takes the fast part of each, with a custom VJP: the
-forward is XLA's convolution at stride 1 (the im2col product at stride > 1,
-where XLA's is slower), the weight gradient the im2col product (patches
-recomputed in the backward), the input gradient at stride 1 the correlation
-of the output gradient with the flipped kernel, itself a 'hybrid' conv, so
-every derivative order (R1 and path length differentiate a gradient) stays on
-these paths; at stride > 1 it is the transpose of the im2col gather. Measured
-on the 2-core CPU under load (benchmarks/conv_impl.py, benchmarks/step_time.py
---conv_impls=im2col,hybrid; README "Benchmarks"): the 64 px TGAN step takes
-0.71x the im2col time, but XLA's compiled step allocates about as much
-temporary memory (it keeps several layers' recomputed patches alive at once),
-so 'im2col' stays the default until that is solved. Forward-mode autodiff
+'hybrid' (issue 18) uses each where it is fast and keeps no patches alive:
+XLA's convolution, with XLA's own derivatives of every order, for the
+odd-sized 'same' convolutions (stride 1, padding k // 2: the 3x3 layers of G
+and D); a 1x1 unpadded conv as the matmul it is; every other one (D's
+stride-2 layers, the 2x2 sub-pixel kernel of `conv_transpose_up2`, whose
+forward and backward take XLA 4.4 s and im2col 0.20 s at 32 px, 256
+channels) through a custom VJP that saves only x and w, runs XLA's
+convolution forward at stride 1 (the im2col product at stride > 1, where
+XLA's is slower) and the im2col derivatives in the backward with the patches
+recomputed there. 'im2col' keeps every layer's k*k-times patch tensor for the
+backward: four 3x3 layers at 64 px, 256 channels, need 5.4x the temporaries
+of 'native' or 'hybrid'. Over the whole 64 px step 'hybrid' needed 0.82x
+im2col's peak memory but was not faster, so 'im2col' stays the CPU default.
+Measured with benchmarks/conv_impl.py, benchmarks/step_time.py
+--conv_impls=im2col,hybrid and benchmarks/compare_torch.py
+--conv_impls=im2col,hybrid (README "Benchmarks"). Forward-mode autodiff
 (jax.jvp) is not defined through a custom VJP; fsig-jax uses reverse mode only.
 The transposed stride-2 convolution is computed as a stride-1 convolution
 with 4 output phases (sub-pixel convolution, Shi et al. 2016) on every path
@@ -63,8 +67,15 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
   if any(p < 0 for pair in pads for p in pair):
     raise ValueError(f"conv impl {impl!r} needs padding >= 0, got {pads}; crop the input "
                      "first or use impl='native'")
-  if impl == 'hybrid':
-    return _hybrid(x, w, stride, pads)
+  kh, kw = w.shape[:2]
+  if impl == 'im2col' or (kh, kw, stride, pads) == (1, 1, 1, ((0, 0), (0, 0))):
+    return _im2col(x, w, stride, pads)  # a 1x1 conv is a matmul, its patches x itself
+  if stride == 1 and kh % 2 and kw % 2 and pads == ((kh // 2,) * 2, (kw // 2,) * 2):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
+  return _im2col_vjp(x, w, stride, pads)
+
+
+def _im2col(x, w, stride, pads):
   return jnp.einsum('nhwk,ko->nhwo', _patches(x, w.shape, stride, pads),
                     w.reshape(-1, w.shape[-1]))
 
@@ -84,42 +95,33 @@ def _patches(x, wshape, stride, pads):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _hybrid(x, w, stride, pads):
+def _im2col_vjp(x, w, stride, pads):
   """Forward: XLA's convolution at stride 1; at stride > 1 the im2col product,
   which XLA's strided CPU convolution does not beat (benchmarks/conv_impl.py:
   2x slower forward on D's stride-2 3x3 layer). Neither keeps the patches."""
   if stride == 1:
     return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
-  return jnp.einsum('nhwk,ko->nhwo', _patches(x, w.shape, stride, pads),
-                    w.reshape(-1, w.shape[-1]))
+  return _im2col(x, w, stride, pads)
 
 
-def _hybrid_fwd(x, w, stride, pads):
-  return _hybrid(x, w, stride, pads), (x, w)  # residuals: no k*k-times patch tensor
+def _im2col_vjp_fwd(x, w, stride, pads):
+  return _im2col_vjp(x, w, stride, pads), (x, w)  # residuals: no k*k-times patch tensor
 
 
-def _hybrid_bwd(stride, pads, res, g):
-  """dw: the im2col product with the patches recomputed here (freed after this
-  layer's backward). dx at stride 1: the correlation of g, padded by k - 1 - p,
-  with the flipped, channel-swapped kernel, itself a 'hybrid' conv, so its own
-  derivatives (R1, path length) again take these paths. dx otherwise (stride
-  > 1, or padding > k - 1): g times the kernel's transpose, scattered back by
-  the transpose of the patch gather (pads and strided-slice transposes)."""
+def _im2col_vjp_bwd(stride, pads, res, g):
+  """The im2col derivatives with the patches recomputed here, freed after this
+  layer: dw = patches^T g; dx = the transpose of the patch gather (pads and
+  strided-slice transposes) applied to g w^T. Both are matmuls and data
+  movement, and so are their own derivatives (R1, path length)."""
   x, w = res
-  kh, kw = w.shape[:2]
   patches = functools.partial(_patches, wshape=w.shape, stride=stride, pads=pads)
+  w2 = w.reshape(-1, w.shape[-1])
   dw = jnp.einsum('nhwk,nhwo->ko', patches(x), g).reshape(w.shape)
-  (lo_h, hi_h), (lo_w, hi_w) = pads
-  if stride == 1 and max(lo_h, hi_h) < kh and max(lo_w, hi_w) < kw:
-    dx = _hybrid(g, jnp.flip(w, (0, 1)).swapaxes(2, 3), 1,
-                 ((kh - 1 - lo_h, kh - 1 - hi_h), (kw - 1 - lo_w, kw - 1 - hi_w)))
-  else:
-    dx, = jax.linear_transpose(patches, x)(
-        jnp.einsum('nhwo,ko->nhwk', g, w.reshape(-1, w.shape[-1])))
+  dx, = jax.linear_transpose(patches, x)(jnp.einsum('nhwo,ko->nhwk', g, w2))
   return dx, dw
 
 
-_hybrid.defvjp(_hybrid_fwd, _hybrid_bwd)
+_im2col_vjp.defvjp(_im2col_vjp_fwd, _im2col_vjp_bwd)
 
 
 def conv_transpose_up2(x: jax.Array, w: jax.Array, impl: Optional[str] = None) -> jax.Array:
