@@ -63,6 +63,12 @@ to on torch >= 1.9 anyway (F.conv2d), without its warning on every conv.
 --torch_ops=cuda imports `op` unpatched (compiles the CUDA ops; needs nvcc
 and ninja).
 
+`--conv_impls=im2col,hybrid` runs fsig-jax's side once per conv
+implementation (fsig_jax/nn/conv.py; each its own child with $FSIG_CONV_IMPL
+set, so each peak RSS is its own), and `--sides=jax` skips the reference (no
+--rosinality needed): the JAX side's rows alone, e.g. to compare the conv
+implementations' time and memory without the reference's minutes per step.
+
 `--sample_resolution=R --sample_batch=N` also measures samples per second of
 a G_ema forward (random noise, no truncation) at R px in both frameworks.
 """
@@ -109,6 +115,11 @@ SAMPLE_ITERS = flags.DEFINE_integer('sample_iters', 5, 'timed sampling calls')
 CHILD_TIMEOUT = flags.DEFINE_integer('child_timeout', 1800, 'seconds before a child is killed')
 OUT = flags.DEFINE_string('out', '', 'optional JSON file for the results')
 TABLE = flags.DEFINE_string('table', '', 'optional file for the printed tables')
+SIDES = flags.DEFINE_string('sides', 'torch,jax', 'comma-separated: torch (the reference), '
+                            'jax (fsig-jax)')
+CONV_IMPLS = flags.DEFINE_string('conv_impls', '', 'comma-separated fsig-jax conv '
+                                 'implementations, one child each; empty: the default '
+                                 '($FSIG_CONV_IMPL or the backend default)')
 CHILD = flags.DEFINE_string('child', '', 'internal: JSON spec of one child run')
 
 TORCH_PIN = 'torch==2.13.0'
@@ -394,7 +405,7 @@ def jax_child(spec):
   """fsig-jax step timings in this process; returns the result dict."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from fsig_jax.engine.context import Models  # pylint: disable=g-import-not-at-top
+  from fsig_jax.models.functional import Models  # pylint: disable=g-import-not-at-top
   from fsig_jax.engine.hparams import default_hparams  # pylint: disable=g-import-not-at-top
   from fsig_jax.engine.state import init_state  # pylint: disable=g-import-not-at-top
   from fsig_jax.engine.step import make_train_step  # pylint: disable=g-import-not-at-top
@@ -534,6 +545,8 @@ def _run_child(spec, label):
   env = dict(os.environ, PYTHONUNBUFFERED='1')
   if spec['framework'] == 'jax' and spec['device'] == 'cpu':
     env.setdefault('JAX_PLATFORMS', 'cpu')
+  if spec.get('conv_impl'):
+    env['FSIG_CONV_IMPL'] = spec['conv_impl']
   print(f'--- {label}', flush=True)
   t0 = time.perf_counter()
   result = None
@@ -574,9 +587,7 @@ def render(rows, header_lines, gpu):
   mem_name = 'peak GPU mem GiB' if gpu else 'peak RSS GiB'
   lines += [f'| px | side | s/step | first step s (ours: + compile) | GFLOP/step | GFLOP/s | % conv peak | '
             f'% matmul peak | {mem_name} |', '|---|---|---|---|---|---|---|---|---|']
-  by = {}
   for r in rows:
-    by[(r['res'], r['framework'])] = r
     if 'error' in r:
       lines.append(f"| {r['res']} | {r['framework']} | error: {r['error']} |||||||")
       continue
@@ -587,17 +598,25 @@ def render(rows, header_lines, gpu):
         if gf and r.get('peak_conv_gflops') else 'n/a'
     mm_pct = _fmt(100 * gf / r['peak_matmul_gflops'], '{:.0f}%') \
         if gf and r.get('peak_matmul_gflops') else 'n/a'
-    name = 'reference (torch)' if r['framework'] == 'torch' else 'fsig-jax TGAN'
+    name = ('reference (torch)' if r['framework'] == 'torch' else
+            f"fsig-jax TGAN ({r.get('conv_impl', '?')} conv)")
     lines.append(f"| {r['res']} | {name} | {_fmt(r['step_s'], '{:.4g}')} | "
                  f"{_fmt(r['first_step_s'], '{:.2f}')} | {_fmt(r.get('gflop_per_step'), '{:.1f}')} | "
                  f"{_fmt(gf, '{:.1f}')} | {conv_pct} | {mm_pct} | {_gb(r.get('peak_mem_bytes'))} |")
-  lines += ['', '| px | ours/ref time | speed-up (ref/ours) | ours/ref memory |', '|---|---|---|---|']
+  # Ratios against the reference, or, with --sides=jax, against the first conv impl.
+  lines += ['', '| px | ours | baseline | ours/baseline time | speed-up (baseline/ours) | '
+            'ours/baseline memory |', '|---|---|---|---|---|---|']
   for res in sorted({r['res'] for r in rows}):
-    t, j = by.get((res, 'torch'), {}), by.get((res, 'fsig-jax'), {})
-    if 'step_s' in t and 'step_s' in j:
+    timed = [r for r in rows if r['res'] == res and 'step_s' in r]
+    ours = [r for r in timed if r['framework'] == 'fsig-jax']
+    ref = [r for r in timed if r['framework'] == 'torch']
+    t = ref[0] if ref else (ours.pop(0) if len(ours) > 1 else None)
+    for j in ours if t else ():
       mem = (j['peak_mem_bytes'] / t['peak_mem_bytes']
              if j.get('peak_mem_bytes') and t.get('peak_mem_bytes') else None)
-      lines.append(f"| {res} | {j['step_s'] / t['step_s']:.2f} | {t['step_s'] / j['step_s']:.2f}x | "
+      lines.append(f"| {res} | {j.get('conv_impl')} conv | "
+                   f"{'torch' if ref else str(t.get('conv_impl')) + ' conv'} | "
+                   f"{j['step_s'] / t['step_s']:.2f} | {t['step_s'] / j['step_s']:.2f}x | "
                    f"{_fmt(mem, '{:.2f}')} |")
   if gpu:
     lines.append('- GPU memory: torch `max_memory_allocated` vs JAX `peak_bytes_in_use`; the latter '
@@ -607,7 +626,7 @@ def render(rows, header_lines, gpu):
     if r.get('step_program_bytes'):
       extra = (f", allocator peak after compiling, before any step: "
                f"{_gb(r['peak_mem_after_compile_bytes'])} GiB" if r.get('peak_mem_after_compile_bytes') else '')
-      lines.append(f"- {r['res']} px, fsig-jax: the compiled step program needs "
+      lines.append(f"- {r['res']} px, fsig-jax ({r.get('conv_impl')} conv): the compiled step program needs "
                    f"{_gb(r['step_program_bytes'])} GiB (XLA memory_analysis: arguments + outputs - "
                    f"donated + temporaries){extra}")
   peaks = [r for r in rows if r.get('peak_conv_gflops')]
@@ -633,8 +652,12 @@ def main(argv):
     result = (torch_child if spec['framework'] == 'torch' else jax_child)(spec)
     print(RESULT + json.dumps(result), flush=True)
     return
+  sides = [x for x in SIDES.value.split(',') if x]
+  if not sides or set(sides) - {'torch', 'jax'}:
+    print(f'--sides={SIDES.value}: pass torch, jax or torch,jax', file=sys.stderr)
+    sys.exit(2)
   path = os.path.abspath(os.path.expanduser(ROSINALITY.value)) if ROSINALITY.value else ''
-  problem = check_inputs(path)
+  problem = check_inputs(path) if 'torch' in sides else ''
   if problem:
     print(problem, file=sys.stderr)
     sys.exit(2)
@@ -667,9 +690,10 @@ def main(argv):
       '    ' + ' '.join(['python'] +
                       [a for a in sys.argv if not a.startswith('--child=')]),
       '',
-      f'- reference: rosinality/stylegan2-pytorch Generator/Discriminator, torch ops '
-      f'{TORCH_OPS.value}' + (f', {THREADS.value} torch threads' if not gpu else '') +
-      f"; G step {'with' if SOURCE_FWD.value else 'without'} a no-grad source-G forward",
+      (f'- reference: rosinality/stylegan2-pytorch Generator/Discriminator, torch ops '
+       f'{TORCH_OPS.value}' + (f', {THREADS.value} torch threads' if not gpu else '') +
+       f"; G step {'with' if SOURCE_FWD.value else 'without'} a no-grad source-G forward"
+       if 'torch' in sides else '- reference: not run (--sides=jax)'),
       f'- ours: fsig-jax make_train_step, TGAN; batch {BATCH.value}, channel multiplier '
       f'{MULT.value}, {WARMUP.value} warm-up + {steps} timed steps',
       f'- {reg_label}',
@@ -677,10 +701,12 @@ def main(argv):
       'analysis); % of peak against that framework\'s own peaks below (same run)',
   ]
   rows = []
+  children = ([('torch', None)] if 'torch' in sides else []) + (
+      [('jax', impl or None) for impl in CONV_IMPLS.value.split(',')] if 'jax' in sides else [])
   for res, sample, n in jobs:
-    for fw in ('torch', 'jax'):
-      spec = dict(base, framework=fw, res=res, sample=sample, steps=n)
-      rows.append(_run_child(spec, f'{fw} {res}px'))
+    for fw, impl in children:
+      spec = dict(base, framework=fw, res=res, sample=sample, steps=n, conv_impl=impl)
+      rows.append(_run_child(spec, f"{fw} {res}px{' ' + impl if impl else ''}"))
       print('  ' + json.dumps(rows[-1]), flush=True)
       dev_lines = sorted({f"- {r['framework']} {r['version']} on {r.get('device_name') or r['device']}"
                           + (f", tf32 {r['tf32']}" if r.get('tf32') else '')

@@ -2,6 +2,7 @@
 time, and achieved GFLOP/s.
 
   python benchmarks/step_time.py --resolutions=64,256 --methods=tgan,cdc --cycles=1
+  python benchmarks/step_time.py --resolutions=64 --conv_impls=im2col,hybrid
 
 Models are rosinality-width StyleGAN2s (channel multiplier 2, z = w = 512,
 8 mapping layers), batch 4, randomly initialised. The training step is D update,
@@ -14,11 +15,18 @@ medians, and `mean_step_s`, the cycle's total over its steps: what a long run
 costs per step. XLA's cost analysis counts both sides of
 the lax.cond that holds each lazy regulariser, so GFLOP/s are measured on the
 core step (regularisers off), whose FLOP count is exactly what runs:
-`core_achieved_gflops = core_xla_gflop / core_step_s`. For reference (issue 6): the PyTorch rosinality code
+`core_achieved_gflops = core_xla_gflop / core_step_s`. `step_temp_gib` is
+XLA's memory_analysis of the compiled full step: the temporaries the step
+program allocates besides its arguments and outputs (activations, autodiff
+residuals), deterministic for a given program, unlike a process's RSS.
+`--conv_impls` runs each listed conv implementation (fsig_jax/nn/conv.py) in
+this one process, one after the other, and prints each row's times and
+temporaries as ratios to the first listed (the same process and machine). For reference (issue 6): the PyTorch rosinality code
 takes about 29.5 s for a comparable D+G step at 64 px on the 2-core CI machine.
 """
 import json
 import math
+import os
 import statistics
 import time
 
@@ -40,6 +48,9 @@ CYCLES = flags.DEFINE_integer('cycles', 1, 'timed lazy-regularisation cycles (16
                               'by default) after one warm-up call')
 BATCH = flags.DEFINE_integer('batch', 4, 'batch size')
 MULT = flags.DEFINE_integer('channel_multiplier', 2, 'rosinality channel multiplier')
+CONV_IMPLS = flags.DEFINE_string('conv_impls', '', 'comma-separated conv implementations '
+                                 '(native, im2col, hybrid) to measure one after the other; '
+                                 'empty: the default ($FSIG_CONV_IMPL or the backend default)')
 OUT = flags.DEFINE_string('out', '', 'optional JSON file for the results')
 KWARGS = flags.DEFINE_string('method_kwargs', '', 'JSON {method: {arg: value}}, e.g. '
                              '\'{"kd_fsig": {"source_images": "synthetic"}}\' (a method\'s '
@@ -64,13 +75,15 @@ def _measure(cfg, hp, method, res, n_steps):
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get('flops', float('nan')))
+  mem = compiled.memory_analysis()
+  temp = mem.temp_size_in_bytes if mem is not None else float('nan')
   times = []
   for i in range(n_steps + 1):
     t = time.perf_counter()
     state, metrics = compiled(state, real, extra)
     jax.block_until_ready(metrics)
     times.append((i, time.perf_counter() - t))
-  return compile_s, flops, times[1:]
+  return compile_s, flops, temp, times[1:]
 
 
 def step_kind(i: int, hp) -> str:
@@ -96,21 +109,21 @@ def bench(res: int, method_name: str) -> dict:
   hp = default_hparams()
   hp.batch_size = BATCH.value
   n = cycle_length(hp) * CYCLES.value
-  compile_s, _, timed = _measure(cfg, hp, method, res, n)
+  compile_s, _, temp, timed = _measure(cfg, hp, method, res, n)
   print(f'{res}px {method_name}: full step compiled in {compile_s:.1f}s', flush=True)
   kinds = {}
   for i, t in timed:
     kinds.setdefault(step_kind(i, hp), []).append(t)
   core = default_hparams()
   core.batch_size, core.r1_gamma, core.pl_weight = BATCH.value, 0.0, 0.0
-  _, flops, core_timed = _measure(cfg, core, method, res, 3)
+  _, flops, _, core_timed = _measure(cfg, core, method, res, 3)
   core_med = statistics.median(t for _, t in core_timed)
   return {'resolution': res, 'method': method_name, 'batch': hp.batch_size,
           'compile_s': round(compile_s, 1), 'timed_steps': n,
           'mean_step_s': round(sum(t for _, t in timed) / n, 3),
           **{f'{k}_step_s': round(statistics.median(v), 3) for k, v in sorted(kinds.items())},
           **{f'{k}_steps': len(v) for k, v in sorted(kinds.items())},
-          'core_step_s': round(core_med, 3),
+          'core_step_s': round(core_med, 3), 'step_temp_gib': round(temp / 2 ** 30, 2),
           'core_xla_gflop': round(flops / 1e9, 1),
           'core_achieved_gflops': round(flops / 1e9 / core_med, 1),
           'device': str(jax.devices()[0]), 'conv_impl': conv.default_impl()}
@@ -119,11 +132,20 @@ def bench(res: int, method_name: str) -> dict:
 def main(argv):
   del argv
   rows = []
+  impls = CONV_IMPLS.value.split(',') if CONV_IMPLS.value else [None]
   for res in [int(r) for r in RES.value.split(',')]:
     for m in METHODS.value.split(','):
-      row = bench(res, m)
-      rows.append(row)
-      print(json.dumps(row), flush=True)
+      base = None
+      for impl in impls:
+        if impl:
+          os.environ['FSIG_CONV_IMPL'] = impl  # read when the step is traced
+        row = bench(res, m)
+        base = base or row
+        if impl and impl != impls[0]:
+          row[f'ratio_to_{impls[0]}'] = {k: round(v / base[k], 3) for k, v in row.items()
+                                         if k.endswith(('_step_s', '_gib')) and base.get(k)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
   if OUT.value:
     with open(OUT.value, 'w') as f:
       json.dump(rows, f, indent=2)

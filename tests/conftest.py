@@ -27,7 +27,7 @@ def pytest_configure(config):
   os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
   # XLA's native convolutions compile ~30% faster than the im2col form that is
   # the CPU default (fsig_jax/nn/conv.py); im2col is checked against native
-  # per layer with gradients (test_nn_layers) and over whole train steps
+  # per layer with gradients (test_nn_layers; 'hybrid' too) and over whole train steps
   # (test_engine_step.test_eight_devices_match_one_device).
   os.environ.setdefault('FSIG_CONV_IMPL', 'native')
   os.makedirs(cache, exist_ok=True)

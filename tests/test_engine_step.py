@@ -160,7 +160,8 @@ hp = tiny_hparams(batch_size=8)
 method = get_method('tgan')
 images = tiny_images(8)
 out = []
-for mesh, conv in ((None, 'native'), (parallel.make_mesh(), 'im2col')):
+for mesh, conv in ((None, 'native'), (parallel.make_mesh(), 'im2col'),
+                   (parallel.make_mesh(), 'hybrid')):
   os.environ['FSIG_CONV_IMPL'] = conv  # read when the step is traced
   state = init_state(tiny_bundle(), hp, method, jax.random.PRNGKey(1))
   step = make_train_step(TINY, hp, method, mesh=mesh)
@@ -173,7 +174,8 @@ for mesh, conv in ((None, 'native'), (parallel.make_mesh(), 'im2col')):
   for _ in range(3):
     state, m = step(state, batch)
   out.append(leaves_with_paths(state))
-worst = max(float(np.max(np.abs(out[0][k] - out[1][k]))) for k in out[0] if out[0][k].dtype.kind == 'f')
+worst = max(float(np.max(np.abs(out[0][k] - o[k]))) for o in out[1:] for k in out[0]
+            if out[0][k].dtype.kind == 'f')
 print('max diff', worst)
 assert worst < 1e-4, worst
 '''

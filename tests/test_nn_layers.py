@@ -114,23 +114,36 @@ def test_bias_act_lrelu_gain_and_clamp():
   np.testing.assert_allclose(bias_act(x, None, 'linear', clamp=256.0), [-2.0, 0.5, 256.0])
 
 
-@pytest.mark.parametrize('op,k,size', [('s1', 3, 9), ('s2', 3, 10), ('s2', 3, 9), ('s2', 1, 10),
-                                        ('up', 3, 7), ('up', 4, 6)])
-def test_im2col_convs_match_native_with_gradients(op, k, size):
-  """The CPU im2col / sub-pixel forms equal XLA's convolutions, also in first
-  and second derivatives (R1 differentiates through dL/dx)."""
+@pytest.mark.parametrize('op,k,size,pad', [
+    ('s1', 3, 9, 1), ('s1', 3, 8, 0), ('s1', 1, 8, 0), ('s1', 3, 7, ((2, 0), (1, 2))),
+    ('s1', 1, 6, 2), ('s2', 3, 10, 0), ('s2', 3, 9, 0), ('s2', 1, 10, 0), ('s2', 3, 9, 1),
+    ('s2', 4, 11, ((1, 2), (0, 1))), ('up', 3, 7, None), ('up', 4, 6, None)])
+def test_cpu_convs_match_native_with_gradients(op, k, size, pad):
+  """The CPU forms ('im2col'; 'hybrid' with its custom VJP) equal XLA's
+  convolutions under jit, in value, in the gradients w.r.t. x and w, and in
+  second derivatives (R1 differentiates the squared dL/dx w.r.t. w). The
+  cases cover each of hybrid's routes: XLA's conv ('same' 3x3), the matmul
+  (1x1), and the custom VJP (stride 2, other paddings, the 2x2 kernel of 'up')."""
   from fsig_jax.nn import conv
-  fn = {'s1': lambda x, w, impl: conv.conv2d(x, w, padding=k // 2, impl=impl),
-        's2': lambda x, w, impl: conv.conv2d(x, w, stride=2, impl=impl),
+  fn = {'s1': lambda x, w, impl: conv.conv2d(x, w, padding=pad, impl=impl),
+        's2': lambda x, w, impl: conv.conv2d(x, w, stride=2, padding=pad, impl=impl),
         'up': lambda x, w, impl: conv.conv_transpose_up2(x, w, impl=impl)}[op]
   x = jnp.asarray(RNG.normal(size=(2, size, size, 3)).astype(np.float32))
   w = jnp.asarray(RNG.normal(size=(k, k, 3, 5)).astype(np.float32))
-  a, b = fn(x, w, 'native'), fn(x, w, 'im2col')
-  np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
-  t = jnp.asarray(RNG.normal(size=a.shape).astype(np.float32))
+  t = jnp.asarray(RNG.normal(size=fn(x, w, 'native').shape).astype(np.float32))
   loss = lambda x, w, impl: jnp.sum(jnp.tanh(fn(x, w, impl)) * t)  # noqa: E731
-  for u, v in zip(jax.grad(loss, (0, 1))(x, w, 'native'), jax.grad(loss, (0, 1))(x, w, 'im2col')):
-    np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)
   r1 = lambda w, impl: jnp.sum(jnp.square(jax.grad(loss)(x, w, impl)))  # noqa: E731
-  np.testing.assert_allclose(jax.grad(r1)(w, 'native'), jax.grad(r1)(w, 'im2col'),
-                             rtol=1e-4, atol=1e-3)
+  run = lambda impl: (jax.jit(fn, static_argnums=2)(x, w, impl),  # noqa: E731
+                      *jax.jit(jax.grad(loss, (0, 1)), static_argnums=2)(x, w, impl),
+                      jax.jit(jax.grad(r1), static_argnums=1)(w, impl))
+  want = run('native')
+  for impl in ('im2col', 'hybrid'):
+    for name, u, v, tol in zip(('value', 'dx', 'dw', 'R1 dw'), want, run(impl),
+                               (1e-4, 1e-4, 1e-4, 1e-3)):
+      np.testing.assert_allclose(v, u, rtol=1e-4, atol=tol, err_msg=f'{impl} {name}')
+
+
+def test_conv_impl_names_the_choices():
+  from fsig_jax.nn import conv
+  with pytest.raises(ValueError, match="native.*im2col.*hybrid.*FSIG_CONV_IMPL"):
+    conv.conv2d(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), impl='fast')

@@ -1,4 +1,4 @@
-"""The one 2-D convolution of fsig-jax (NHWC x HWIO), with two implementations.
+"""The one 2-D convolution of fsig-jax (NHWC x HWIO), with three implementations.
 
 'native' uses XLA's convolution, strided and lhs-dilated forms included; GPU
 and TPU backends run all of its derivatives well. On CPU, XLA computes weight
@@ -6,13 +6,32 @@ gradients of strided and dilated convolutions, and the double backward that
 R1 needs, on a slow generic path (a 512-channel 32 px stride-2 layer: R1
 gradient 2.4 s). 'im2col' (the CPU default) gathers the k*k shifted slices
 into one (N, H, W, k*k*C) tensor and multiplies it by the (k*k*C, O) kernel,
-so every derivative of every order is a matrix multiply (same layer: 0.15 s).
+so every derivative of every order is a matrix multiply (same layer: 0.15 s),
+but its forward is 2-3x slower than XLA's stride-1 convolution.
+'hybrid' (issue 18) uses each where it is fast and keeps no patches alive:
+XLA's convolution, with XLA's own derivatives of every order, for the
+odd-sized 'same' convolutions (stride 1, padding k // 2: the 3x3 layers of G
+and D); a 1x1 unpadded conv as the matmul it is; every other one (D's
+stride-2 layers, the 2x2 sub-pixel kernel of `conv_transpose_up2`, whose
+forward and backward take XLA 4.4 s and im2col 0.20 s at 32 px, 256
+channels) through a custom VJP that saves only x and w, runs XLA's
+convolution forward at stride 1 (the im2col product at stride > 1, where
+XLA's is slower) and the im2col derivatives in the backward with the patches
+recomputed there. 'im2col' keeps every layer's k*k-times patch tensor for the
+backward: four 3x3 layers at 64 px, 256 channels, need 5.4x the temporaries
+of 'native' or 'hybrid'. Over the whole 64 px step 'hybrid' needed 0.82x
+im2col's peak memory but was not faster, so 'im2col' stays the CPU default.
+Measured with benchmarks/conv_impl.py, benchmarks/step_time.py
+--conv_impls=im2col,hybrid and benchmarks/compare_torch.py
+--conv_impls=im2col,hybrid (README "Benchmarks"). Forward-mode autodiff
+(jax.jvp) is not defined through a custom VJP; fsig-jax uses reverse mode only.
 The transposed stride-2 convolution is computed as a stride-1 convolution
-with 4 output phases (sub-pixel convolution, Shi et al. 2016) on either path
+with 4 output phases (sub-pixel convolution, Shi et al. 2016) on every path
 except 'native', which uses XLA's own. Results agree to float rounding.
-Set FSIG_CONV_IMPL=native|im2col to choose (the test run uses 'native': it
-compiles faster, and the two are tested equal).
+Set FSIG_CONV_IMPL=native|im2col|hybrid to choose (the test run uses
+'native': it compiles faster, and the three are tested equal).
 """
+import functools
 import os
 from typing import Optional, Sequence, Tuple, Union
 
@@ -20,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 DN = ('NHWC', 'HWIO', 'NHWC')
+IMPLS = ('native', 'im2col', 'hybrid')
 Padding = Union[int, Sequence[Tuple[int, int]]]
 
 
@@ -29,8 +49,9 @@ def default_impl() -> str:
       'im2col' if jax.default_backend() == 'cpu' else 'native')
 
 
-def _pairs(padding: Padding):
-  return [(padding, padding)] * 2 if isinstance(padding, int) else [tuple(p) for p in padding]
+def _pairs(padding: Padding) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+  return (((padding, padding),) * 2 if isinstance(padding, int)
+          else tuple(tuple(int(q) for q in p) for p in padding))
 
 
 def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
@@ -41,9 +62,28 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
   w = w.astype(x.dtype)
   if impl == 'native':
     return jax.lax.conv_general_dilated(x, w, (stride, stride), pads, dimension_numbers=DN)
-  if impl != 'im2col':
-    raise ValueError(f"conv impl must be 'native' or 'im2col', got {impl!r}")
-  kh, kw, c, o = w.shape
+  if impl not in IMPLS:
+    raise ValueError(f'conv impl must be one of {IMPLS} (FSIG_CONV_IMPL), got {impl!r}')
+  if any(p < 0 for pair in pads for p in pair):
+    raise ValueError(f"conv impl {impl!r} needs padding >= 0, got {pads}; crop the input "
+                     "first or use impl='native'")
+  kh, kw = w.shape[:2]
+  if impl == 'im2col' or (kh, kw, stride, pads) == (1, 1, 1, ((0, 0), (0, 0))):
+    return _im2col(x, w, stride, pads)  # a 1x1 conv is a matmul, its patches x itself
+  if stride == 1 and kh % 2 and kw % 2 and pads == ((kh // 2,) * 2, (kw // 2,) * 2):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
+  return _im2col_vjp(x, w, stride, pads)
+
+
+def _im2col(x, w, stride, pads):
+  return jnp.einsum('nhwk,ko->nhwo', _patches(x, w.shape, stride, pads),
+                    w.reshape(-1, w.shape[-1]))
+
+
+def _patches(x, wshape, stride, pads):
+  """The (N, OH, OW, kh*kw*C) im2col tensor: the kh*kw shifted (strided) slices
+  of the padded x, concatenated tap-major to match w.reshape(kh*kw*C, O)."""
+  kh, kw, c, _ = wshape
   if any(p for pair in pads for p in pair):
     x = jnp.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
   n, h, wd, _ = x.shape
@@ -51,8 +91,37 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
   cols = [jax.lax.slice(x, (0, i, j, 0), (n, i + (oh - 1) * stride + 1,
                                           j + (ow - 1) * stride + 1, c), (1, stride, stride, 1))
           for i in range(kh) for j in range(kw)]
-  patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
-  return jnp.einsum('nhwk,ko->nhwo', patches, w.reshape(kh * kw * c, o))
+  return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _im2col_vjp(x, w, stride, pads):
+  """Forward: XLA's convolution at stride 1; at stride > 1 the im2col product,
+  which XLA's strided CPU convolution does not beat (benchmarks/conv_impl.py:
+  2x slower forward on D's stride-2 3x3 layer). Neither keeps the patches."""
+  if stride == 1:
+    return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
+  return _im2col(x, w, stride, pads)
+
+
+def _im2col_vjp_fwd(x, w, stride, pads):
+  return _im2col_vjp(x, w, stride, pads), (x, w)  # residuals: no k*k-times patch tensor
+
+
+def _im2col_vjp_bwd(stride, pads, res, g):
+  """The im2col derivatives with the patches recomputed here, freed after this
+  layer: dw = patches^T g; dx = the transpose of the patch gather (pads and
+  strided-slice transposes) applied to g w^T. Both are matmuls and data
+  movement, and so are their own derivatives (R1, path length)."""
+  x, w = res
+  patches = functools.partial(_patches, wshape=w.shape, stride=stride, pads=pads)
+  w2 = w.reshape(-1, w.shape[-1])
+  dw = jnp.einsum('nhwk,nhwo->ko', patches(x), g).reshape(w.shape)
+  dx, = jax.linear_transpose(patches, x)(jnp.einsum('nhwo,ko->nhwk', g, w2))
+  return dx, dw
+
+
+_im2col_vjp.defvjp(_im2col_vjp_fwd, _im2col_vjp_bwd)
 
 
 def conv_transpose_up2(x: jax.Array, w: jax.Array, impl: Optional[str] = None) -> jax.Array:
