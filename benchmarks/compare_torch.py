@@ -85,7 +85,10 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+from fsig_jax.utils.cli import run_main
+from fsig_jax.utils.files import write_text
 
 ROSINALITY = flags.DEFINE_string(
     'rosinality', '', 'path of a checkout of github.com/rosinality/stylegan2-pytorch '
@@ -404,14 +407,10 @@ def _summarise(times, spec):
 def jax_child(spec):
   """fsig-jax step timings in this process; returns the result dict."""
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  import adapt_step  # pylint: disable=g-import-not-at-top
   from fsig_jax.models.functional import Models  # pylint: disable=g-import-not-at-top
   from fsig_jax.engine.hparams import default_hparams  # pylint: disable=g-import-not-at-top
-  from fsig_jax.engine.state import init_state  # pylint: disable=g-import-not-at-top
-  from fsig_jax.engine.step import make_train_step  # pylint: disable=g-import-not-at-top
-  from fsig_jax.methods import get_method  # pylint: disable=g-import-not-at-top
   from fsig_jax.models.bundle import init_bundle  # pylint: disable=g-import-not-at-top
-  from fsig_jax.models.config import StyleGAN2Config, rosinality_channels  # pylint: disable=g-import-not-at-top
   from fsig_jax.nn import conv as fconv  # pylint: disable=g-import-not-at-top
 
   dev = jax.devices()[0]
@@ -420,26 +419,21 @@ def jax_child(spec):
   out = {'framework': 'fsig-jax', 'version': jax.__version__, 'res': res,
          'device': str(dev), 'device_kind': dev.device_kind, 'conv_impl': fconv.default_impl(),
          'matmul_precision': str(getattr(jax.config, 'jax_default_matmul_precision', '?'))}
-  ch = rosinality_channels(res, spec['mult'])
-  cfg = StyleGAN2Config(res, ch, ch, z_dim=512, w_dim=512, n_mlp=8)
-  bundle = init_bundle(cfg, jax.random.PRNGKey(0))
+  cfg = adapt_step.config(res, spec['mult'])
   lazy = spec['reg'] == 'lazy'
   hp = default_hparams()
-  hp.batch_size = batch
   if not lazy:
     hp.r1_gamma, hp.pl_weight = 0.0, 0.0
-  method = get_method(['tgan'])
 
   def mem_peak():
     stats = dev.memory_stats() or {}
     return stats.get('peak_bytes_in_use')
 
   if spec['steps']:
-    state = init_state(bundle, hp, method, jax.random.PRNGKey(1),
-                       images=jnp.zeros((10, res, res, 3)))
-    real = jax.random.uniform(jax.random.PRNGKey(2), (batch, res, res, 3), minval=-1)
+    built = adapt_step.build(res, 'tgan', batch=batch, mult=spec['mult'], hp=hp)
+    state, real = built.state, built.real
     t0 = time.perf_counter()
-    lowered = make_train_step(cfg, hp, method).lower(state, real)
+    lowered = built.step.lower(state, real, built.extra)
     compiled = lowered.compile()
     out['compile_s'] = round(time.perf_counter() - t0, 1)
     print(f'compiled in {out["compile_s"]} s', flush=True)
@@ -458,7 +452,7 @@ def jax_child(spec):
     times = []
     for _ in range(spec['warmup'] + spec['steps']):
       t = time.perf_counter()
-      state, metrics = compiled(state, real)
+      state, metrics = compiled(state, real, built.extra)
       jax.block_until_ready(metrics)
       times.append(time.perf_counter() - t)
       print(f'step {len(times) - 1}: {times[-1]:.4f} s', flush=True)
@@ -471,11 +465,12 @@ def jax_child(spec):
       out['gflop_count'] = ('XLA cost analysis of the lowered HLO (all ops)' if gpu else
                             'XLA cost analysis of the compiled program (all ops)')
       out['gflops'] = round(out['gflop_per_step'] / out['step_s'], 1)
-    del state, compiled, lowered
+    del state, compiled, lowered, built
 
   if spec['peaks']:
     _guarded(out, 'peaks', _jax_peaks, jax, fconv, gpu)
   if spec['sample']:
+    bundle = init_bundle(cfg, jax.random.PRNGKey(0))  # the step's models (adapt_step.build)
     _guarded(out, 'sample', _jax_sample, jax, Models(cfg), bundle.nets['G_ema'], spec)
   if not gpu:
     out['peak_mem_bytes'] = _peak_rss_bytes()
@@ -715,11 +710,10 @@ def main(argv):
                           for r in rows if 'version' in r})
       table = render(rows, header + dev_lines, gpu)
       if OUT.value:
-        with open(OUT.value, 'w') as f:
-          json.dump({'header': header, 'rows': rows}, f, indent=2)
+        write_text(OUT.value, json.dumps({'header': header, 'rows': rows}, indent=2),
+                   setting='--out')
       if TABLE.value:
-        with open(TABLE.value, 'w') as f:
-          f.write(table + '\n')
+        write_text(TABLE.value, table + '\n', setting='--table')
   print()
   print(table, flush=True)
   if any('error' in r for r in rows):
@@ -727,4 +721,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

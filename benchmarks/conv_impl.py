@@ -20,11 +20,12 @@ run short on a 2-core CPU; --channels=512 measures the real width.
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 import jax
 import jax.numpy as jnp
 
 from fsig_jax.nn import conv
+from fsig_jax.utils.cli import run_main
 
 IMPLS = flags.DEFINE_string('impls', 'native,im2col,hybrid', 'comma-separated; the first is '
                             'the baseline of the ratios')
@@ -108,4 +109,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

@@ -12,12 +12,13 @@ largest difference.
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 import jax
 import jax.numpy as jnp
 
 
 from fsig_jax.nn.gaussian import gaussian_filter, gaussian_window_1d
+from fsig_jax.utils.cli import run_main
 
 REPEATS = flags.DEFINE_integer('repeats', 5, 'timed calls per implementation and shape')
 SHAPES = ((92, 8, 8, 512), (92, 16, 16, 512), (92, 32, 32, 256), (46, 64, 64, 128))
@@ -63,4 +64,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

@@ -16,8 +16,9 @@ call (median of --repeats) and the largest difference.
 
 --steps adds whole adaptation steps (64 px, rosinality widths, batch 4, the
 lazy regularisers as in training): each method's compiled step's temporary,
-argument and output sizes, as `benchmarks/step_time.py` builds the step
-(KD-FSIG's source images are random batches here).
+argument and output sizes in GiB, the step `benchmarks/step_time.py` times
+(both build it with benchmarks/adapt_step.py; KD-FSIG's source images are
+random batches here).
 """
 import json
 import statistics
@@ -73,28 +74,12 @@ def _measure(f, q, keys):
 
 
 def step_memory(method_name: str) -> dict:
-  from fsig_jax.engine.hparams import default_hparams  # pylint: disable=g-import-not-at-top
-  from fsig_jax.engine.state import init_state  # pylint: disable=g-import-not-at-top
-  from fsig_jax.engine.step import make_train_step  # pylint: disable=g-import-not-at-top
-  from fsig_jax.methods import get_method  # pylint: disable=g-import-not-at-top
-  from fsig_jax.models.bundle import init_bundle  # pylint: disable=g-import-not-at-top
-  from fsig_jax.models.config import StyleGAN2Config, rosinality_channels  # pylint: disable=g-import-not-at-top
-  res = 64
-  ch = rosinality_channels(res, 2)
-  cfg = StyleGAN2Config(res, ch, ch, z_dim=512, w_dim=512, n_mlp=8)
+  import adapt_step  # pylint: disable=g-import-not-at-top
   kwargs = {'kd_fsig': {'source_images': 'synthetic'}} if method_name == 'kd_fsig' else {}
-  method = get_method([method_name], **kwargs)
-  hp = default_hparams()
-  state = init_state(init_bundle(cfg, jax.random.PRNGKey(0)), hp, method, jax.random.PRNGKey(1),
-                     images=jnp.zeros((10, res, res, 3)))
-  real = jax.random.uniform(jax.random.PRNGKey(2), (hp.batch_size, res, res, 3), minval=-1)
-  extra = {name: real for name in sorted(method.data)} or None
   t0 = time.perf_counter()
-  m = make_train_step(cfg, hp, method).lower(state, real, extra).compile().memory_analysis()
+  compiled = adapt_step.build(64, method_name, kwargs).compile()
   return {'method': method_name, 'compile_s': round(time.perf_counter() - t0, 1),
-          'temp_gb': round(m.temp_size_in_bytes / 2**30, 2),
-          'argument_gb': round(m.argument_size_in_bytes / 2**30, 2),
-          'output_gb': round(m.output_size_in_bytes / 2**30, 2)}
+          **adapt_step.memory_gib(compiled)}
 
 
 def main(argv):

@@ -5,7 +5,8 @@ time, and achieved GFLOP/s.
   python benchmarks/step_time.py --resolutions=64 --conv_impls=im2col,hybrid
 
 Models are rosinality-width StyleGAN2s (channel multiplier 2, z = w = 512,
-8 mapping layers), batch 4, randomly initialised. The training step is D update,
+8 mapping layers), batch 4, randomly initialised (the step is built by
+benchmarks/adapt_step.py, shared with ssim_a_memory.py). The training step is D update,
 lazy R1 every d_reg_every (16) steps, G update, lazy path length every
 g_reg_every (4), EMA; so the steps of one cycle of lcm(16, 4) = 16 steps differ.
 After one warm-up call, `--cycles` whole cycles are timed and reported per kind
@@ -30,17 +31,14 @@ import os
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 import jax
-import jax.numpy as jnp
 
+import adapt_step
 from fsig_jax.engine.hparams import default_hparams
-from fsig_jax.engine.state import init_state
-from fsig_jax.engine.step import make_train_step
-from fsig_jax.methods import get_method
-from fsig_jax.models.bundle import init_bundle
-from fsig_jax.models.config import StyleGAN2Config, rosinality_channels
 from fsig_jax.nn import conv
+from fsig_jax.utils.cli import run_main
+from fsig_jax.utils.files import write_text
 
 RES = flags.DEFINE_string('resolutions', '64', 'comma-separated resolutions')
 METHODS = flags.DEFINE_string('methods', 'tgan', 'comma-separated methods')
@@ -57,30 +55,20 @@ KWARGS = flags.DEFINE_string('method_kwargs', '', 'JSON {method: {arg: value}}, 
                              'image streams are fed random batches here)')
 
 
-def _measure(cfg, hp, method, res, n_steps):
-  """Compile time, XLA FLOPs and [(step index, seconds)] of the `n_steps` steps after
-  one warm-up call (the first call may pay one-time costs)."""
-  bundle = init_bundle(cfg, jax.random.PRNGKey(0))
-  state = init_state(bundle, hp, method, jax.random.PRNGKey(1),
-                     images=jnp.zeros((10, res, res, 3)))
-  real = jax.random.uniform(jax.random.PRNGKey(2), (hp.batch_size, res, res, 3), minval=-1)
-  # A method's own image streams (Method.data, e.g. KD-FSIG's source images): random batches.
-  extra = {name: jax.random.uniform(jax.random.fold_in(jax.random.PRNGKey(3), i),
-                                    real.shape, minval=-1)
-           for i, name in enumerate(sorted(method.data))} or None
-  step = make_train_step(cfg, hp, method)
+def _measure(built: adapt_step.Step, n_steps: int):
+  """Compile time, XLA FLOPs, temporaries and [(step index, seconds)] of the
+  `n_steps` steps after one warm-up call (the first call may pay one-time costs)."""
   t0 = time.perf_counter()
-  compiled = step.lower(state, real, extra).compile()
+  compiled = built.compile()
   compile_s = time.perf_counter() - t0
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get('flops', float('nan')))
-  mem = compiled.memory_analysis()
-  temp = mem.temp_size_in_bytes if mem is not None else float('nan')
-  times = []
+  temp = adapt_step.memory_gib(compiled)['temp_gib']
+  state, times = built.state, []
   for i in range(n_steps + 1):
     t = time.perf_counter()
-    state, metrics = compiled(state, real, extra)
+    state, metrics = compiled(state, built.real, built.extra)
     jax.block_until_ready(metrics)
     times.append((i, time.perf_counter() - t))
   return compile_s, flops, temp, times[1:]
@@ -102,28 +90,26 @@ def cycle_length(hp) -> int:
 def bench(res: int, method_name: str) -> dict:
   """Full step (lazy R1 every 16, path length every 4, as in training) and the
   core step (regularisers off) whose XLA FLOP count is exactly what runs."""
-  ch = rosinality_channels(res, MULT.value)
-  cfg = StyleGAN2Config(res, ch, ch, z_dim=512, w_dim=512, n_mlp=8)
-  kwargs = json.loads(KWARGS.value) if KWARGS.value else {}
-  method = get_method(method_name.split('+'), **kwargs)
-  hp = default_hparams()
-  hp.batch_size = BATCH.value
+  kwargs = adapt_step.method_kwargs(KWARGS.value)
+  full = adapt_step.build(res, method_name, kwargs, BATCH.value, MULT.value)
+  hp = full.hp
   n = cycle_length(hp) * CYCLES.value
-  compile_s, _, temp, timed = _measure(cfg, hp, method, res, n)
+  compile_s, _, temp, timed = _measure(full, n)
   print(f'{res}px {method_name}: full step compiled in {compile_s:.1f}s', flush=True)
   kinds = {}
   for i, t in timed:
     kinds.setdefault(step_kind(i, hp), []).append(t)
-  core = default_hparams()
-  core.batch_size, core.r1_gamma, core.pl_weight = BATCH.value, 0.0, 0.0
-  _, flops, _, core_timed = _measure(cfg, core, method, res, 3)
+  core_hp = default_hparams()
+  core_hp.r1_gamma, core_hp.pl_weight = 0.0, 0.0
+  core = adapt_step.build(res, method_name, kwargs, BATCH.value, MULT.value, hp=core_hp)
+  _, flops, _, core_timed = _measure(core, 3)
   core_med = statistics.median(t for _, t in core_timed)
   return {'resolution': res, 'method': method_name, 'batch': hp.batch_size,
           'compile_s': round(compile_s, 1), 'timed_steps': n,
           'mean_step_s': round(sum(t for _, t in timed) / n, 3),
           **{f'{k}_step_s': round(statistics.median(v), 3) for k, v in sorted(kinds.items())},
           **{f'{k}_steps': len(v) for k, v in sorted(kinds.items())},
-          'core_step_s': round(core_med, 3), 'step_temp_gib': round(temp / 2 ** 30, 2),
+          'core_step_s': round(core_med, 3), 'step_temp_gib': temp,
           'core_xla_gflop': round(flops / 1e9, 1),
           'core_achieved_gflops': round(flops / 1e9 / core_med, 1),
           'device': str(jax.devices()[0]), 'conv_impl': conv.default_impl()}
@@ -147,9 +133,8 @@ def main(argv):
         rows.append(row)
         print(json.dumps(row), flush=True)
   if OUT.value:
-    with open(OUT.value, 'w') as f:
-      json.dump(rows, f, indent=2)
+    write_text(OUT.value, json.dumps(rows, indent=2), setting='--out')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)

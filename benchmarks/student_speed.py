@@ -8,14 +8,15 @@ the parameter count and milliseconds per image of a jitted forward pass
 calls after one warm-up call, each waited for with `block_until_ready`.
 Prints a markdown table and writes it to --out.
 """
-import os
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 import jax
 
 from fsig_jax.models import students
+from fsig_jax.utils.cli import run_main
+from fsig_jax.utils.files import write_text
 
 RES = flags.DEFINE_string('resolutions', '64,256', 'comma-separated resolutions')
 ARCHS = flags.DEFINE_string('archs', 'unet_mspade,pix2pix', 'comma-separated students')
@@ -64,10 +65,8 @@ def main(argv):
           f'jax {jax.__version__}\n\n' + table(rows))
   print(text)
   if OUT.value:
-    os.makedirs(os.path.dirname(OUT.value) or '.', exist_ok=True)
-    with open(OUT.value, 'w') as f:
-      f.write(text)
+    write_text(OUT.value, text, setting='--out')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  run_main(main)
