@@ -1,8 +1,8 @@
 """The adaptation step that the step benchmarks measure, built one way.
 
-`benchmarks/step_time.py` (seconds per step), `benchmarks/ssim_a_memory.py
---steps` (compiled memory only) and `benchmarks/compare_torch.py`'s JAX side
-(against rosinality's PyTorch step) all measure this program: a rosinality-width
+`benchmarks/step_time.py` (seconds per step, or with --memory_only the
+compiled memory) and `benchmarks/compare_torch.py`'s JAX side (against
+rosinality's PyTorch step) both measure this program: a rosinality-width
 StyleGAN2 (channel multiplier `mult`, z = w = 512, 8 mapping layers), randomly
 initialised, one method's jitted train step (fsig_jax/engine/step.py) on a
 batch of uniform random reals in [-1, 1]. A method's own image streams

@@ -1,7 +1,9 @@
 """SSIM-A's memory and time: one key at a time (rematerialised) vs all keys at once.
 
-  python benchmarks/ssim_a_memory.py                      # SSIM-A alone, < 5 min
-  python benchmarks/ssim_a_memory.py --steps=cdc,kd_fsig  # + whole adaptation steps
+  python benchmarks/ssim_a_memory.py    # < 5 min
+  # whole 64 px steps, compiled memory (the step's share of the same change):
+  python benchmarks/step_time.py --resolutions=64 --methods=cdc,kd_fsig --memory_only \
+      --method_kwargs='{"kd_fsig": {"source_images": "synthetic"}}'
 
 `fsig_jax.losses.relation.ssim_a_matrix` takes KD-FSIG's query-key pairs one
 key at a time under `jax.checkpoint`; until session 9 it took every key at
@@ -14,13 +16,10 @@ StyleGAN2 (8..64 px, 512 channels). Printed: XLA's temporary buffer size of
 the compiled program (`memory_analysis().temp_size_in_bytes`), seconds per
 call (median of --repeats) and the largest difference.
 
---steps adds whole adaptation steps (64 px, rosinality widths, batch 4, the
-lazy regularisers as in training): each method's compiled step's temporary,
-argument and output sizes in GiB, the step `benchmarks/step_time.py` times
-(both build it with benchmarks/adapt_step.py; KD-FSIG's source images are
-random batches here).
+Whole steps (64 px, rosinality widths, batch 4, the lazy regularisers as in
+training) are `benchmarks/step_time.py --memory_only`, second command above:
+each method's compiled step's temporary, argument and output sizes in GiB.
 """
-import json
 import statistics
 import time
 
@@ -34,10 +33,7 @@ from fsig_jax.utils.cli import run_main
 
 REPEATS = flags.DEFINE_integer('repeats', 3, 'timed calls per implementation and shape')
 KEYS = flags.DEFINE_integer('keys', 23, 'keys per query row')
-STEPS = flags.DEFINE_string('steps', '', 'comma-separated methods whose whole 64 px step '
-                            'memory is also measured (e.g. cdc,kd_fsig; minutes each)')
 SHAPES = ((8, 8, 512), (16, 16, 512), (32, 32, 512), (64, 64, 512))
-SHAPE_FLAG = flags.DEFINE_bool('shapes', True, 'measure SSIM-A alone on each map shape')
 
 
 def all_keys_at_once(queries, keys, padding='same', c1=1e-4, c2=9e-4):
@@ -73,15 +69,6 @@ def _measure(f, q, keys):
   return temp, statistics.median(times), out
 
 
-def step_memory(method_name: str) -> dict:
-  import adapt_step  # pylint: disable=g-import-not-at-top
-  kwargs = {'kd_fsig': {'source_images': 'synthetic'}} if method_name == 'kd_fsig' else {}
-  t0 = time.perf_counter()
-  compiled = adapt_step.build(64, method_name, kwargs).compile()
-  return {'method': method_name, 'compile_s': round(time.perf_counter() - t0, 1),
-          **adapt_step.memory_gib(compiled)}
-
-
 def main(argv):
   del argv
   k = KEYS.value
@@ -89,7 +76,7 @@ def main(argv):
         f'device {jax.devices()[0]}')
   print('| map | all keys: temp GB | s | one key + remat: temp GB | s | memory | speed | '
         'max diff |\n|---|---|---|---|---|---|---|---|')
-  for shape in SHAPES if SHAPE_FLAG.value else ():
+  for shape in SHAPES:
     q = jax.random.normal(jax.random.PRNGKey(0), (1,) + shape)
     keys = jax.random.normal(jax.random.PRNGKey(1), (k,) + shape)
     t_old, s_old, g_old = _measure(_program(all_keys_at_once, k), q, keys)
@@ -97,8 +84,6 @@ def main(argv):
     diff = float(jnp.max(jnp.abs(g_old - g_new)))
     print(f'| {shape} | {t_old:.3f} | {s_old:.3f} | {t_new:.3f} | {s_new:.3f} | '
           f'{t_new / t_old:.2f}x | {s_old / s_new:.1f}x faster | {diff:.1e} |', flush=True)
-  for name in filter(None, STEPS.value.split(',')):
-    print(json.dumps(step_memory(name)), flush=True)
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ time, and achieved GFLOP/s.
 
 Models are rosinality-width StyleGAN2s (channel multiplier 2, z = w = 512,
 8 mapping layers), batch 4, randomly initialised (the step is built by
-benchmarks/adapt_step.py, shared with ssim_a_memory.py). The training step is D update,
+benchmarks/adapt_step.py, shared with compare_torch.py). The training step is D update,
 lazy R1 every d_reg_every (16) steps, G update, lazy path length every
 g_reg_every (4), EMA; so the steps of one cycle of lcm(16, 4) = 16 steps differ.
 After one warm-up call, `--cycles` whole cycles are timed and reported per kind
@@ -20,6 +20,9 @@ core step (regularisers off), whose FLOP count is exactly what runs:
 XLA's memory_analysis of the compiled full step: the temporaries the step
 program allocates besides its arguments and outputs (activations, autodiff
 residuals), deterministic for a given program, unlike a process's RSS.
+`--memory_only` skips the timing and reports each full step's compiled memory
+(`temp_gib`, `argument_gib`, `output_gib`): the figures that decide whether
+a step fits, in the time of one compile.
 `--conv_impls` runs each listed conv implementation (fsig_jax/nn/conv.py) in
 this one process, one after the other, and prints each row's times and
 temporaries as ratios to the first listed (the same process and machine). For reference (issue 6): the PyTorch rosinality code
@@ -50,6 +53,9 @@ CONV_IMPLS = flags.DEFINE_string('conv_impls', '', 'comma-separated conv impleme
                                  '(native, im2col, hybrid) to measure one after the other; '
                                  'empty: the default ($FSIG_CONV_IMPL or the backend default)')
 OUT = flags.DEFINE_string('out', '', 'optional JSON file for the results')
+MEMORY_ONLY = flags.DEFINE_bool('memory_only', False, 'compile each full step and report '
+                                'its XLA memory (temporaries, arguments, outputs) without '
+                                'timing it: seconds to minutes instead of a whole cycle')
 KWARGS = flags.DEFINE_string('method_kwargs', '', 'JSON {method: {arg: value}}, e.g. '
                              '\'{"kd_fsig": {"source_images": "synthetic"}}\' (a method\'s '
                              'image streams are fed random batches here)')
@@ -115,6 +121,16 @@ def bench(res: int, method_name: str) -> dict:
           'device': str(jax.devices()[0]), 'conv_impl': conv.default_impl()}
 
 
+def memory(res: int, method_name: str) -> dict:
+  """The full step's compiled memory, not run (--memory_only)."""
+  t0 = time.perf_counter()
+  compiled = adapt_step.build(res, method_name, adapt_step.method_kwargs(KWARGS.value),
+                              BATCH.value, MULT.value).compile()
+  return {'resolution': res, 'method': method_name, 'batch': BATCH.value,
+          'compile_s': round(time.perf_counter() - t0, 1), **adapt_step.memory_gib(compiled),
+          'device': str(jax.devices()[0]), 'conv_impl': conv.default_impl()}
+
+
 def main(argv):
   del argv
   rows = []
@@ -125,7 +141,7 @@ def main(argv):
       for impl in impls:
         if impl:
           os.environ['FSIG_CONV_IMPL'] = impl  # read when the step is traced
-        row = bench(res, m)
+        row = (memory if MEMORY_ONLY.value else bench)(res, m)
         base = base or row
         if impl and impl != impls[0]:
           row[f'ratio_to_{impls[0]}'] = {k: round(v / base[k], 3) for k, v in row.items()

@@ -23,3 +23,17 @@ def test_one_cycle_is_timed_and_each_step_labelled(tmp_path):
       16, 12, 3, 1)
   for k in ('mean_step_s', 'plain_step_s', 'pl_step_s', 'r1_pl_step_s', 'core_step_s'):
     assert row[k] > 0, (k, row)
+
+
+@pytest.mark.slow
+def test_memory_only_reports_the_compiled_step_without_timing_it(tmp_path):
+  out = tmp_path / 'rows.json'
+  r = subprocess.run([sys.executable, 'benchmarks/step_time.py', '--resolutions=16',
+                      '--methods=tgan,cdc', '--memory_only', '--batch=2', '--channel_multiplier=1', f'--out={out}'],
+                     cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+  tgan, cdc = json.loads(out.read_text())
+  for row in (tgan, cdc):
+    assert not any(k.endswith('_step_s') for k in row), row
+    assert row['temp_gib'] > 0 and row['argument_gib'] > 0 and row['compile_s'] > 0, row
+  assert (tgan['method'], cdc['method']) == ('tgan', 'cdc')
