@@ -72,6 +72,13 @@ def case_method_kwarg_typo(tmp):
   return c, run_config.ConfigError, r"config.method: .*freez_layers"
 
 
+def case_method_setting_the_model_cannot_take(tmp):
+  folder = write_pngs(tmp / 'imgs', 4, 16)
+  c = config(**{'data.source': str(folder), 'method.names': 'cdc'})
+  c.method.kwargs.cdc = {'highp': 9}
+  return c, run_config.ConfigError, r"highp must be in \[1, \d\] for a 16px D.*kwargs.cdc.highp"
+
+
 def case_missing_checkpoint(tmp):
   return (config(**{'model.checkpoint': str(tmp / 'ffhq.pt'),
                     'model.description': 'the FFHQ 256px source model'}),
@@ -102,7 +109,8 @@ def case_checkpoint_without_d(tmp):
 
 
 CASES = [case_missing_folder, case_empty_folder, case_corrupt_image, case_too_few_images,
-         case_unknown_method, case_method_kwarg_typo, case_missing_checkpoint,
+         case_unknown_method, case_method_kwarg_typo, case_method_setting_the_model_cannot_take,
+         case_missing_checkpoint,
          case_empty_checkpoint_setting, case_not_a_checkpoint, case_wrong_resolution,
          case_checkpoint_without_d]
 

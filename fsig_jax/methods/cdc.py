@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fsig_jax.errors import ConfigError
 from fsig_jax.losses.relation import COS_EPS, cosine_similarity_matrix  # noqa: F401 (re-exported)
 from fsig_jax.losses.relation import in_batch_sims, relation_kl
 from fsig_jax.methods.base import Method, MethodInit
@@ -256,8 +257,11 @@ def cdc(kl_wt: float = 1000.0, feat_const_batch: int = 4, n_train: Optional[int]
     cfg = ictx.bundle.config
     layers = patch_layers(cfg)
     if not 1 <= highp <= len(layers):
-      raise ValueError(f'highp must be in [1, {len(layers)}] for a {cfg.resolution}px D '
-                       f'(patch layers {[k for k, _, _ in layers]}), got {highp}')
+      raise ConfigError(f'highp must be in [1, {len(layers)}] for a {cfg.resolution}px D '
+                        f'(patch layers {[k for k, _, _ in layers]}), got {highp}; set '
+                        f'config.method.kwargs.cdc.highp in that range' if layers else
+                        f'CDC needs a D of at least 16 px for its patch discriminator (the '
+                        f'model is {cfg.resolution} px)')
     n = n_train
     if n is None:
       n = 10 if ictx.images is None else int(np.shape(ictx.images)[0])

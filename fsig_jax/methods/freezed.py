@@ -14,6 +14,7 @@ above 16x16 (the epilogue and the 16x16 and 8x8 blocks train); set
 import math
 from typing import Optional
 
+from fsig_jax.errors import ConfigError
 import fsig_jax.methods.masks as masks
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.models.config import resolutions
@@ -43,7 +44,8 @@ def freezed(freeze_layers: Optional[int] = None) -> Method:
     n = default_freeze_layers(res) if freeze_layers is None else freeze_layers
     index = layer_index(res)
     if not 0 <= n <= len(index):
-      raise ValueError(f'freeze_layers must be in [0, {len(index)}] for a {res}px D, got {n}')
+      raise ConfigError(f'freeze_layers must be in [0, {len(index)}] for a {res}px D, got {n}; '
+                        f'set config.method.kwargs.freezed.freeze_layers in that range')
     d_params = {'net': ictx.bundle.nets['D']['params']}
     keep = lambda p: index.get(tuple(p[1:3]), math.inf) >= n  # noqa: E731
     return MethodInit(state={'d_mask': masks.tree_mask(d_params, keep)})
