@@ -43,7 +43,9 @@ Settings. Full (default): methods tgan, tgan_ada (TGAN + ADA, CDC's --augment:
 rosinality's non-leaking ADA with the adaptive p), tgan_diffaug (TGAN +
 DiffAugment; named tgan_aug before, so tables made then show DiffAugment under
 that name), freezed, ewc, cdc, dcl, adam, rick, ewc+rick, adam+rick, kd_fsig;
-targets anime_sketch, babies, sketches, caricatures; seeds 0,1,2; 1000 steps
+targets anime_sketch, babies, sketches, caricatures; seeds 0,1,2 on anime_sketch
+(held-out test set) and seed 0 on the real ten-shot sets (issue 19's protocol;
+--real_seeds, which takes --seeds when only that is given); 1000 steps
 (configs/offline.py) at batch 4; 1000 evaluation samples (CDC's count).
 --quick: target anime_sketch, seeds 0,1, 5 steps, 50 evaluation samples,
 EWC's Fisher from 64 instead of 5000 samples; it checks the whole pipeline,
@@ -88,7 +90,7 @@ from fsig_jax.methods import get_method  # noqa: E402
 from fsig_jax.metrics import evaluate  # noqa: E402
 from fsig_jax.models import presets  # noqa: E402
 from fsig_jax.models.bundle import ModelBundle, init_bundle  # noqa: E402
-from fsig_jax.utils.cli import fail, run_main  # noqa: E402
+from fsig_jax.utils.cli import fail, parse_seeds, run_main  # noqa: E402
 from fsig_jax.utils.files import write_atomic, write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
@@ -96,8 +98,8 @@ from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 # FreezeD, EWC, CDC, DCL, AdAM, RICK, EWC+RICK, AdAM+RICK, KD-FSIG.
 FULL = dict(methods='tgan,tgan_ada,tgan_diffaug,freezed,ewc,cdc,dcl,adam,rick,ewc+rick,'
                     'adam+rick,kd_fsig',
-            targets='anime_sketch,babies,sketches,caricatures', seeds='0,1,2', steps=1000,
-            num_samples=1000)
+            targets='anime_sketch,babies,sketches,caricatures', seeds='0,1,2', real_seeds='0',
+            steps=1000, num_samples=1000)
 QUICK = dict(methods=FULL['methods'], targets='anime_sketch', seeds='0,1', steps=5,
              num_samples=50, method_kwargs={
                  'ewc': {'n_samples': 64},
@@ -115,6 +117,9 @@ TARGETS = flags.DEFINE_string('targets', None, 'comma-separated offline targets 
                               f'{FULL["targets"]}, --quick: {QUICK["targets"]})')
 SEEDS = flags.DEFINE_string('seeds', None, 'comma-separated training seeds (default 0,1,2; '
                             '--quick 0,1)')
+REAL_SEEDS = flags.DEFINE_string('real_seeds', None, 'training seeds on the real ten-shot '
+                                 'targets (no held-out test set; babies, sketches, ...): '
+                                 'default --seeds if given, else 0 (the full setting)')
 STEPS = flags.DEFINE_integer('steps', None, 'adaptation steps (default 1000; --quick 5)')
 NUM = flags.DEFINE_integer('num_samples', None, 'evaluation samples (default 1000; --quick 50)')
 EVAL_SEED = flags.DEFINE_integer('eval_seed', 0, 'seed of the evaluation latents (all methods)')
@@ -215,6 +220,19 @@ def fid_key(settings: dict) -> str:
   return 'FID' if settings.get('inception_weights') else 'FID-VGG'
 
 
+def seeds_of(seeds, target: str) -> List[int]:
+  """A target's training seeds: `seeds` is one list for every target or a dict
+  target -> list."""
+  return list(seeds[target] if isinstance(seeds, dict) else seeds)
+
+
+def _seeds_text(seeds, targets: Sequence[str]) -> str:
+  per = {t: seeds_of(seeds, t) for t in targets}
+  if len({tuple(v) for v in per.values()}) <= 1:
+    return str(next(iter(per.values()), []))
+  return ', '.join(f'{t} {v}' for t, v in per.items())
+
+
 def write_table(path: str, rows: List[str], targets: Sequence[str],
                 cells: Dict[tuple, List[dict]], notes: Dict[str, str], settings: dict) -> str:
   """table.md: rows methods, columns targets, cells 'FID-VGG a ± b / intra-LPIPS c ± d'
@@ -223,8 +241,9 @@ def write_table(path: str, rows: List[str], targets: Sequence[str],
   lines = [f'# Few-shot adaptation: {key} (lower is better) / intra-LPIPS (higher is '
            'more diverse)', '',
            f'Source `{settings["source"]}`, {settings["steps"]} steps, seeds '
-           f'{settings["seeds"]} (mean ± std over seeds), {settings["num_samples"]} evaluation '
-           f'samples (eval seed {settings["eval_seed"]}).', '',
+           f'{_seeds_text(settings["seeds"], targets)} (mean ± std over seeds), '
+           f'{settings["num_samples"]} evaluation samples (eval seed {settings["eval_seed"]}).',
+           '',
            '| method | ' + ' | '.join(targets) + ' |',
            '|---|' + '---|' * len(targets)]
   for row in rows:
@@ -241,12 +260,13 @@ def write_table(path: str, rows: List[str], targets: Sequence[str],
 
 
 def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[str],
-              seeds: Sequence[int], steps: int, num_samples: int, out: str, eval_seed: int = 0,
+              seeds, steps: int, num_samples: int, out: str, eval_seed: int = 0,
               grid_cols: int = 8, eval_batch_size: int = 32,
               hparams: Optional[Dict[str, object]] = None,
               method_kwargs: Optional[Dict[str, dict]] = None, source_name: str = '',
               inception_weights: str = '') -> dict:
   """Adapts `source` with every method x target x seed, evaluates, writes the outputs.
+  `seeds`: one list of training seeds for every target, or a dict target -> list.
   `inception_weights` (pytorch-fid's .pth): FID / KID on Inception features instead of
   VGG16's (the papers' metric; a table keeps one feature network throughout)."""
   t_start = time.time()
@@ -262,7 +282,8 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
   rows = ['source'] + list(methods)
   cells, notes, records, blocks, rates = {}, {}, [], [], {}
   settings = dict(source=source_name or source.source, methods=list(methods),
-                  targets=list(targets), seeds=list(seeds), steps=steps,
+                  targets=list(targets),
+                  seeds={t: seeds_of(seeds, t) for t in targets}, steps=steps,
                   num_samples=num_samples, eval_seed=eval_seed, hparams=hparams,
                   method_kwargs=method_kwargs, resolution=res,
                   inception_weights=os.path.basename(inception_weights or ''))
@@ -270,7 +291,8 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
   done = Cells(out, settings)
   try:
     for target in targets:
-      cfg0 = run_config_for(methods[0], target, steps, seeds[0], hparams, method_kwargs)
+      target_seeds = seeds_of(seeds, target)
+      cfg0 = run_config_for(methods[0], target, steps, target_seeds[0], hparams, method_kwargs)
       _, images = loop.prepare(cfg0, bundle=source)
       reference = cfg0.eval.reference  # the run config's held-out set (common.offline_eval)
       if reference in ('', 'auto'):
@@ -299,14 +321,14 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
         notes[target] += f' ({common.APPROX_REFERENCES[target][1]})'
       blocks.append((f'{target}: source', samples))
       for method in methods:
-        for seed in seeds:
+        for seed in target_seeds:
           saved = done.load(target, method, seed)
           if saved is not None:
             record, samples = saved
             cells.setdefault((method, target), []).append(record)
             records.append(record)
             rates.setdefault(method, []).append(record.get('steps_per_second') or float('nan'))
-            if seed == seeds[0] and samples is not None:
+            if seed == target_seeds[0] and samples is not None:
               blocks.append((f'{target}: {method}', samples))
             print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: done earlier', flush=True)
             continue
@@ -326,7 +348,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                         train_seconds=round(train_s, 1), steps_per_second=rate_log.rate,
                         eval_seconds=round(eval_s, 1))
           samples = None
-          if seed == seeds[0]:
+          if seed == target_seeds[0]:
             samples = evaluate.generate_samples(adapted, z_grid, eval_seed, eval_batch_size)
             blocks.append((f'{target}: {method}', samples))
           done.save(target, method, seed, record, samples)
@@ -427,7 +449,7 @@ def _finite(x):
   return x
 
 
-def estimate_seconds(report: dict, *, steps: int, num_samples: int, seeds: int,
+def estimate_seconds(report: dict, *, steps: int, num_samples: int, runs: int,
                      targets: int) -> float:
   """Run time of another setting from a report's measured runs (same methods, machine).
 
@@ -436,7 +458,7 @@ def estimate_seconds(report: dict, *, steps: int, num_samples: int, seeds: int,
   evaluation time scaled linearly in the sample count; per target the source
   evaluation, likewise scaled. Compilation (once per method) is added as
   measured. Method-specific init that grows with the setting (EWC's Fisher
-  samples) is not modelled.
+  samples) is not modelled. `runs`: each method's runs (target x seed pairs).
   """
   s = report['settings']
   total = 0.0
@@ -449,10 +471,23 @@ def estimate_seconds(report: dict, *, steps: int, num_samples: int, seeds: int,
     overhead = max(np.mean([r['train_seconds'] for r in cached]) - s['steps'] / rate, 0.0)
     compile_s = max(runs[0]['train_seconds'] - np.mean([r['train_seconds'] for r in cached]), 0.0)
     eval_s = np.mean([r['eval_seconds'] for r in runs]) * num_samples / s['num_samples']
-    total += compile_s + seeds * targets * (overhead + steps / rate + eval_s)
+    total += compile_s + runs * (overhead + steps / rate + eval_s)
   source = [r['eval_seconds'] for r in report['runs'] if r['method'] == 'source']
   total += targets * float(np.mean(source)) * num_samples / s['num_samples']
   return total
+
+
+def seeds_per_target(targets: Sequence[str], seeds: Optional[str], real_seeds: Optional[str],
+                     preset: dict) -> Dict[str, List[int]]:
+  """Each target's training seeds from --seeds / --real_seeds: the derived targets
+  (held-out test set) take --seeds, the real ten-shot sets --real_seeds, else
+  --seeds when given, else the preset's (full setting: 0,1,2 and 0)."""
+  main = parse_seeds(seeds or preset['seeds'], '--seeds')
+  if real_seeds:
+    real = parse_seeds(real_seeds, '--real_seeds')
+  else:
+    real = main if seeds else parse_seeds(preset.get('real_seeds') or preset['seeds'])
+  return {t: main if t in common.DERIVED else real for t in targets}
 
 
 def _elapsed(t0: float) -> str:
@@ -471,7 +506,7 @@ def main(argv):
   methods = [m for m in (METHODS.value or preset['methods']).split(',') if m]
   targets = [t for t in (TARGETS.value or preset['targets']).split(',') if t]
   try:
-    seeds = [int(s) for s in (SEEDS.value or preset['seeds']).split(',') if s]
+    seeds = seeds_per_target(targets, SEEDS.value, REAL_SEEDS.value, preset)
     hparams = parse_overrides(HPARAMS.value)
     unknown = [t for t in targets if t not in common.TARGETS + tuple(common.DERIVED)]
     if unknown:
@@ -495,9 +530,11 @@ def main(argv):
   print(open(report['files']['table']).read())
   print(f'wrote {OUT.value}/table.md, results.json, grid.png in {report["seconds"] / 60:.1f} min')
   if QUICK_FLAG.value:
+    full_targets = FULL['targets'].split(',')
+    runs = sum(len((FULL['seeds'] if t in common.DERIVED else FULL['real_seeds']).split(','))
+               for t in full_targets)
     est = estimate_seconds(report, steps=FULL['steps'], num_samples=FULL['num_samples'],
-                           seeds=len(FULL['seeds'].split(',')),
-                           targets=len(FULL['targets'].split(',')))
+                           runs=runs, targets=len(full_targets))
     print(f'estimated time of the full setting on this machine (same methods): '
           f'{est / 3600:.1f} h (steps, samples, seeds and targets scaled from these runs)')
 

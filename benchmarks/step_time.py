@@ -3,6 +3,8 @@ time, and achieved GFLOP/s.
 
   python benchmarks/step_time.py --resolutions=64,256 --methods=tgan,cdc --cycles=1
   python benchmarks/step_time.py --resolutions=64 --conv_impls=im2col,hybrid
+  python benchmarks/step_time.py --resolutions=64 --methods=cdc,kd_fsig --interleave \
+      --method_kwargs='{"kd_fsig": {"source_images": "synthetic"}}'
 
 Models are rosinality-width StyleGAN2s (channel multiplier 2, z = w = 512,
 8 mapping layers), batch 4, randomly initialised (the step is built by
@@ -20,6 +22,12 @@ core step (regularisers off), whose FLOP count is exactly what runs:
 XLA's memory_analysis of the compiled full step: the temporaries the step
 program allocates besides its arguments and outputs (activations, autodiff
 residuals), deterministic for a given program, unlike a process's RSS.
+`--interleave` compiles every listed method's full step, then times them in
+rotation, step i of each method before step i + 1 of any, and reports each
+method's times and their ratios to the first listed method: on a shared or
+busy machine the load then falls on every method alike (use it for ratios
+such as KD-FSIG's step against CDC's; it holds all the methods' states and
+programs in memory at once and skips the core-step FLOP count).
 `--memory_only` skips the timing and reports each full step's compiled memory
 (`temp_gib`, `argument_gib`, `output_gib`): the figures that decide whether
 a step fits, in the time of one compile.
@@ -53,6 +61,9 @@ CONV_IMPLS = flags.DEFINE_string('conv_impls', '', 'comma-separated conv impleme
                                  '(native, im2col, hybrid) to measure one after the other; '
                                  'empty: the default ($FSIG_CONV_IMPL or the backend default)')
 OUT = flags.DEFINE_string('out', '', 'optional JSON file for the results')
+INTERLEAVE = flags.DEFINE_bool('interleave', False, 'time the listed methods in rotation, '
+                               'step by step, and report ratios to the first (robust to a '
+                               'changing load; all compiled steps held in memory at once)')
 MEMORY_ONLY = flags.DEFINE_bool('memory_only', False, 'compile each full step and report '
                                 'its XLA memory (temporaries, arguments, outputs) without '
                                 'timing it: seconds to minutes instead of a whole cycle')
@@ -93,6 +104,55 @@ def cycle_length(hp) -> int:
   return math.lcm(max(hp.d_reg_every, 1), max(hp.g_reg_every, 1))
 
 
+def _cycle_times(timed, hp) -> dict:
+  """[(step index, seconds)] -> the cycle's mean step and each kind's median and count."""
+  kinds = {}
+  for i, t in timed:
+    kinds.setdefault(step_kind(i, hp), []).append(t)
+  return {'timed_steps': len(timed),
+          'mean_step_s': round(sum(t for _, t in timed) / len(timed), 3),
+          **{f'{k}_step_s': round(statistics.median(v), 3) for k, v in sorted(kinds.items())},
+          **{f'{k}_steps': len(v) for k, v in sorted(kinds.items())}}
+
+
+def bench_interleaved(res: int, names: list) -> list:
+  """--interleave: every method's full step compiled, then timed in rotation (step i
+  of each method, then step i + 1 of each), so a change in the machine's load hits
+  every method alike and the ratios to the first method hold on a busy machine.
+  The core-step FLOP count is not measured here (run without --interleave)."""
+  kwargs = adapt_step.method_kwargs(KWARGS.value)
+  runs = []
+  for name in names:
+    built = adapt_step.build(res, name, kwargs, BATCH.value, MULT.value)
+    t0 = time.perf_counter()
+    compiled = built.compile()
+    compile_s = time.perf_counter() - t0
+    print(f'{res}px {name}: full step compiled in {compile_s:.1f}s', flush=True)
+    runs.append(dict(name=name, built=built, compiled=compiled, state=built.state,
+                     compile_s=compile_s, times=[],
+                     temp=adapt_step.memory_gib(compiled)['temp_gib']))
+  hp = runs[0]['built'].hp
+  n = cycle_length(hp) * CYCLES.value
+  for i in range(n + 1):  # call 0 is the warm-up
+    for run in runs:
+      t = time.perf_counter()
+      run['state'], metrics = run['compiled'](run['state'], run['built'].real, run['built'].extra)
+      jax.block_until_ready(metrics)
+      run['times'].append((i, time.perf_counter() - t))
+  rows = []
+  for run in runs:
+    row = {'resolution': res, 'method': run['name'], 'batch': hp.batch_size,
+           'compile_s': round(run['compile_s'], 1), **_cycle_times(run['times'][1:], hp),
+           'step_temp_gib': run['temp'], 'interleaved': [r['name'] for r in runs],
+           'device': str(jax.devices()[0]), 'conv_impl': conv.default_impl()}
+    if rows:
+      row[f'ratio_to_{rows[0]["method"]}'] = {
+          k: round(v / rows[0][k], 3) for k, v in row.items()
+          if k.endswith(('_step_s', '_gib')) and rows[0].get(k)}
+    rows.append(row)
+  return rows
+
+
 def bench(res: int, method_name: str) -> dict:
   """Full step (lazy R1 every 16, path length every 4, as in training) and the
   core step (regularisers off) whose XLA FLOP count is exactly what runs."""
@@ -102,19 +162,13 @@ def bench(res: int, method_name: str) -> dict:
   n = cycle_length(hp) * CYCLES.value
   compile_s, _, temp, timed = _measure(full, n)
   print(f'{res}px {method_name}: full step compiled in {compile_s:.1f}s', flush=True)
-  kinds = {}
-  for i, t in timed:
-    kinds.setdefault(step_kind(i, hp), []).append(t)
   core_hp = default_hparams()
   core_hp.r1_gamma, core_hp.pl_weight = 0.0, 0.0
   core = adapt_step.build(res, method_name, kwargs, BATCH.value, MULT.value, hp=core_hp)
   _, flops, _, core_timed = _measure(core, 3)
   core_med = statistics.median(t for _, t in core_timed)
   return {'resolution': res, 'method': method_name, 'batch': hp.batch_size,
-          'compile_s': round(compile_s, 1), 'timed_steps': n,
-          'mean_step_s': round(sum(t for _, t in timed) / n, 3),
-          **{f'{k}_step_s': round(statistics.median(v), 3) for k, v in sorted(kinds.items())},
-          **{f'{k}_steps': len(v) for k, v in sorted(kinds.items())},
+          'compile_s': round(compile_s, 1), **_cycle_times(timed, hp),
           'core_step_s': round(core_med, 3), 'step_temp_gib': temp,
           'core_xla_gflop': round(flops / 1e9, 1),
           'core_achieved_gflops': round(flops / 1e9 / core_med, 1),
@@ -136,6 +190,11 @@ def main(argv):
   rows = []
   impls = CONV_IMPLS.value.split(',') if CONV_IMPLS.value else [None]
   for res in [int(r) for r in RES.value.split(',')]:
+    if INTERLEAVE.value:
+      for row in bench_interleaved(res, METHODS.value.split(',')):
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+      continue
     for m in METHODS.value.split(','):
       base = None
       for impl in impls:

@@ -368,6 +368,31 @@ def test_fsig_table_feature_network_is_a_cell_setting(tmp_path):
   assert 'Inception-v3' in text and 'VGG16' not in text
 
 
+def test_fsig_table_seeds_per_target(tmp_path):
+  """The full table trains 3 seeds on anime_sketch (held-out test set) and one on the
+  real ten-shot sets (issue 19); --seeds alone applies to every target; the header
+  names each target's seeds."""
+  table = _fsig_table()
+  targets = ['anime_sketch', 'babies', 'sketches']
+  assert table.seeds_per_target(targets, None, None, table.FULL) == {
+      'anime_sketch': [0, 1, 2], 'babies': [0], 'sketches': [0]}
+  assert table.seeds_per_target(targets, '0-2', None, table.FULL)['sketches'] == [0, 1, 2]
+  assert table.seeds_per_target(targets, '4', '5,6', table.FULL) == {
+      'anime_sketch': [4], 'babies': [5, 6], 'sketches': [5, 6]}
+  assert table.seeds_per_target(['anime_sketch'], None, None, table.QUICK) == {
+      'anime_sketch': [0, 1]}
+  with pytest.raises(ValueError, match='--real_seeds'):
+    table.seeds_per_target(targets, None, 'x', table.FULL)
+  settings = dict(source='s', steps=2, num_samples=16, eval_seed=0, inception_weights='',
+                  seeds={'anime_sketch': [0, 1, 2], 'babies': [0]})
+  md = open(table.write_table(str(tmp_path / 't.md'), ['tgan'], ['anime_sketch', 'babies'],
+                              {}, {'anime_sketch': 'a', 'babies': 'b'}, settings)).read()
+  assert 'seeds anime_sketch [0, 1, 2], babies [0] (mean' in md
+  md = open(table.write_table(str(tmp_path / 't.md'), ['tgan'], ['babies'], {}, {'babies': 'b'},
+                              dict(settings, seeds=[0, 1]))).read()
+  assert 'seeds [0, 1] (mean' in md
+
+
 # ------------------------------------------------------- paper-comparable FID / KID (Inception)
 
 

@@ -37,3 +37,21 @@ def test_memory_only_reports_the_compiled_step_without_timing_it(tmp_path):
     assert not any(k.endswith('_step_s') for k in row), row
     assert row['temp_gib'] > 0 and row['argument_gib'] > 0 and row['compile_s'] > 0, row
   assert (tgan['method'], cdc['method']) == ('tgan', 'cdc')
+
+
+@pytest.mark.slow
+def test_interleave_times_methods_in_rotation_with_ratios(tmp_path):
+  out = tmp_path / 'rows.json'
+  r = subprocess.run([sys.executable, 'benchmarks/step_time.py', '--resolutions=8',
+                      '--methods=tgan,freezed', '--interleave', '--batch=2',
+                      f'--out={out}'], cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+  tgan, freezed = json.loads(out.read_text())
+  for row in (tgan, freezed):
+    assert row['interleaved'] == ['tgan', 'freezed'], row
+    assert (row['timed_steps'], row['plain_steps'], row['pl_steps'], row['r1_pl_steps']) == (
+        16, 12, 3, 1)
+  assert 'ratio_to_tgan' not in tgan
+  ratio = freezed['ratio_to_tgan']
+  assert ratio['mean_step_s'] == pytest.approx(
+      freezed['mean_step_s'] / tgan['mean_step_s'], rel=0.02)
