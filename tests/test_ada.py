@@ -220,3 +220,16 @@ def test_cdc_counts_its_predictions_signs_as_train_py():
   image = jnp.array([[0.3], [-2.0]])
   assert float(hook(ctx(2), jnp.broadcast_to(image, (2, 1024)), {})) == 0.0
   assert float(hook(ctx(2), jnp.broadcast_to(jnp.abs(image), (2, 1024)), {})) == 2.0
+
+
+def test_fixed_p_above_the_leak_threshold_is_warned_about():
+  """augment='ada' keeps DiffAugment's augment_p default of 1.0 unless a config sets
+  0 (adaptive): a fixed p that leaks is allowed but named, with the fix."""
+  from fsig_jax.engine import hparams  # pylint: disable=g-import-not-at-top
+  (msg,) = hparams.warnings(tiny_hparams(augment='ada'))
+  assert 'augment_p=1' in msg and '--config.hparams.augment_p=0' in msg
+  for ok in (tiny_hparams(augment='ada', augment_p=0.0),
+             tiny_hparams(augment='ada', augment_p=0.5),
+             tiny_hparams(augment='color,translation'), tiny_hparams()):
+    assert hparams.warnings(ok) == []
+  assert hparams.warnings(offline.get_config('tgan_ada,babies').hparams) == []

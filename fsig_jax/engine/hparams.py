@@ -3,6 +3,8 @@
 The defaults are those of rosinality/stylegan2-pytorch train.py, which CDC,
 DCL, RICK and AdAM all build on; CDC's few-shot setting uses batch 4.
 """
+from typing import List
+
 import ml_collections
 
 
@@ -39,6 +41,24 @@ def default_hparams() -> ml_collections.ConfigDict:
   # optimiser state and losses (models/functional.py; for GPU/TPU: CPUs emulate it).
   hp.compute_dtype = 'float32'
   return hp
+
+
+# ADA's augmentations start to leak into G above p of about 0.8 (Karras et al. 2020,
+# 'Training Generative Adversarial Networks with Limited Data', Sec. 2).
+ADA_LEAK_P = 0.8
+
+
+def warnings(hp) -> List[str]:
+  """Settings that are valid but most likely not meant; the adaptation loop logs
+  each as a warning at the start (a deliberate choice stays possible)."""
+  out = []
+  if hp.augment == 'ada' and hp.augment_p > ADA_LEAK_P:
+    out.append(
+        f"hparams.augment='ada' with augment_p={hp.augment_p:g}: a fixed p above "
+        f'{ADA_LEAK_P} (augment_p defaults to DiffAugment\'s 1.0), where ADA leaks its '
+        "augmentations into the generator; CDC's --augment is the adaptive p: pass "
+        '--config.hparams.augment_p=0 (the tgan_ada and CDC paper configs do)')
+  return out
 
 
 def lazy_ratio(every: int) -> float:

@@ -19,7 +19,7 @@ import numpy as np
 from fsig_jax.convert.load import load_pretrained
 from fsig_jax.data import targets
 from fsig_jax.data.image_set import load_image_set
-from fsig_jax.engine import parallel, periodic_eval, phases, run_config
+from fsig_jax.engine import hparams, parallel, periodic_eval, phases, run_config
 from fsig_jax.engine.batches import Batches
 from fsig_jax.engine.state import init_state, make_optimizers, state_to_bundle
 from fsig_jax.engine.step import make_train_step
@@ -90,6 +90,8 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   """Runs (or resumes) adaptation; returns the final state and adapted bundle."""
   bundle, images = prepare(config, bundle, images)
   hp = config.hparams
+  for warning in hparams.warnings(hp):
+    log.warning(warning)
   try:
     method = get_method(run_config.method_names(config), **run_config.method_kwargs(config))
   except (ValueError, TypeError) as e:
