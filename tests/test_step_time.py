@@ -29,7 +29,8 @@ def test_one_cycle_is_timed_and_each_step_labelled(tmp_path):
 def test_memory_only_reports_the_compiled_step_without_timing_it(tmp_path):
   out = tmp_path / 'rows.json'
   r = subprocess.run([sys.executable, 'benchmarks/step_time.py', '--resolutions=16',
-                      '--methods=tgan,cdc', '--memory_only', '--batch=2', '--channel_multiplier=1', f'--out={out}'],
+                      '--methods=tgan,cdc', '--memory_only', '--batch=2', '--channel_multiplier=1',
+                      f'--out={out}'],
                      cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert r.returncode == 0, r.stderr[-3000:]
   tgan, cdc = json.loads(out.read_text())
