@@ -9,6 +9,19 @@ from fsig_jax.models.config import StyleGAN2Config
 TINY = StyleGAN2Config(16, (32, 32, 16), (16, 32, 32), z_dim=32, w_dim=32, n_mlp=2)
 
 
+def short_run(c, steps, checkpoint_every=1, **overrides):
+  """A run config `c` made short for a test: `steps` steps, a progress line every
+  step, checkpoints every `checkpoint_every`, no sample grids; then `overrides`
+  (top-level fields). Returns c."""
+  c.steps = steps
+  c.log_every = 1
+  c.checkpoint_every = checkpoint_every
+  c.sample_every = 0
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
 def tiny_bundle(seed=0):
   return init_bundle(TINY, jax.random.PRNGKey(seed))
 

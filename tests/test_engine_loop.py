@@ -13,7 +13,7 @@ import pytest
 
 import fsig_jax
 from conftest import ROOT
-from engine_utils import leaves_with_paths, tiny_bundle, tiny_images
+from engine_utils import leaves_with_paths, short_run, tiny_bundle, tiny_images
 from fsig_jax import methods, run
 from fsig_jax.engine import loop, run_config
 from fsig_jax.errors import WriteError
@@ -23,15 +23,9 @@ from fsig_jax.utils.images import save_grid
 
 def tiny_config(steps, **kw):
   c = run_config.default_config()
-  c.steps = steps
   c.hparams.d_reg_every = 2
   c.hparams.g_reg_every = 2
-  c.log_every = 1
-  c.checkpoint_every = 2
-  c.sample_every = 0
-  for k, v in kw.items():
-    c[k] = v
-  return c
+  return short_run(c, steps, **{'checkpoint_every': 2, **kw})
 
 
 def final_leaves(config, workdir):

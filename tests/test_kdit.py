@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from engine_utils import leaves_with_paths
+from engine_utils import leaves_with_paths, short_run
 from fsig_jax import api
 from fsig_jax.distill import kdit, stargan
 from fsig_jax.errors import ConfigError
@@ -162,13 +162,7 @@ def stage1_config(ablation='', steps=2, **kw):
   c = kdit_anime.get_config('distill' + (f',{ablation}' if ablation else ''))
   c.teacher.checkpoint = f'random:{RES}'
   c.student.update(TINY)
-  c.steps = steps
-  c.log_every = 1
-  c.checkpoint_every = 1
-  c.sample_every = 0
-  for k, v in kw.items():
-    c[k] = v
-  return c
+  return short_run(c, steps, **kw)
 
 
 def stage2_config(stage='scratch', steps=2, **kw):
@@ -176,13 +170,7 @@ def stage2_config(stage='scratch', steps=2, **kw):
   c.student.update(TINY)
   c.data.resolution = RES
   c.hparams.batch_size = 2
-  c.steps = steps
-  c.log_every = 1
-  c.checkpoint_every = 1
-  c.sample_every = 0
-  for k, v in kw.items():
-    c[k] = v
-  return c
+  return short_run(c, steps, **kw)
 
 
 def _domains(n=3):

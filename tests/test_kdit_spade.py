@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from engine_utils import leaves_with_paths
+from engine_utils import leaves_with_paths, short_run
 from fsig_jax import api
 from fsig_jax.distill import kdit_spade
 from fsig_jax.errors import ConfigError
@@ -32,13 +32,7 @@ def cfg(arg, steps=1, **kw):
   c.teacher.checkpoint = f'random:{RES}'
   c.student.update(TINY)
   c.hparams.batch_size = 2
-  c.steps = steps
-  c.log_every = 1
-  c.checkpoint_every = 1
-  c.sample_every = 0
-  for k, v in kw.items():
-    c[k] = v
-  return c
+  return short_run(c, steps, **kw)
 
 
 def test_losses_by_hand():
