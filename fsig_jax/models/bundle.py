@@ -163,9 +163,13 @@ def init_bundle(cfg: StyleGAN2Config, key: jax.Array, source: str = 'random-init
     return ModelBundle(config=cfg, nets={'G_ema': nets['G'], 'G': nets['G'], 'D': nets['D']},
                        source=source)
   kg, kd = jax.random.split(key)
-  g = Generator(cfg).init(kg, jnp.zeros((1, cfg.z_dim)))
+  # Jitted: one compiled program per network instead of the forward pass op by op
+  # (64 px rosinality widths: 5.8 s and 0.7 GB of process memory instead of 24 s and
+  # 1.35 GB). XLA may fold a constant division into a multiplication, so a weight
+  # can differ from the op-by-op value in its last bit.
+  g = jax.jit(Generator(cfg).init)(kg, jnp.zeros((1, cfg.z_dim)))
   img = jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.img_channels))
-  d = Discriminator(cfg).init(kd, img)
+  d = jax.jit(Discriminator(cfg).init)(kd, img)
   g = {'params': g['params'], 'buffers': g['buffers']}
   return ModelBundle(config=cfg, nets={'G_ema': g, 'G': g, 'D': {'params': d['params']}},
                      source=source)

@@ -29,6 +29,7 @@ read both: G `synthesis/b4/{dense,conv1,torgb}`, `synthesis/b{res}/{conv0,conv1,
 torgb}`; D `b{res}/{fromrgb,conv0,conv1}`, `b4/{fromrgb,conv,fc,out}`.
 """
 import dataclasses
+import functools
 import math
 from typing import Optional, Tuple
 
@@ -300,7 +301,8 @@ def init_progan(cfg: ProGANConfig, key: jax.Array):
   kg, kd = jax.random.split(key)
   z = jnp.zeros((1, cfg.z_dim))
   img = jnp.zeros((1, cfg.resolution, cfg.resolution, 3))
-  g = ProGANGenerator(cfg).init(kg, z, all_rgb=True)
-  d = ProGANDiscriminator(cfg).init(kd, img, all_rgb=True)
+  # Jitted, one program per network (as models.bundle.init_bundle).
+  g = jax.jit(functools.partial(ProGANGenerator(cfg).init, all_rgb=True))(kg, z)
+  d = jax.jit(functools.partial(ProGANDiscriminator(cfg).init, all_rgb=True))(kd, img)
   return {'G': {'params': g['params'], 'buffers': {'w_avg': jnp.zeros((cfg.z_dim,))}},
           'D': {'params': d['params']}}
