@@ -22,9 +22,10 @@ core step (regularisers off), whose FLOP count is exactly what runs:
 XLA's memory_analysis of the compiled full step: the temporaries the step
 program allocates besides its arguments and outputs (activations, autodiff
 residuals), deterministic for a given program, unlike a process's RSS.
-`--interleave` compiles every listed method's full step, then times them in
-rotation, step i of each method before step i + 1 of any, and reports each
-method's times and their ratios to the first listed method: on a shared or
+`--interleave` compiles every listed method's full step (with --conv_impls,
+each method under each implementation), then times them in rotation, step i
+of each before step i + 1 of any, and reports each one's times and their
+ratios to the first: on a shared or
 busy machine the load then falls on every method alike (use it for ratios
 such as KD-FSIG's step against CDC's; it holds all the methods' states and
 programs in memory at once and skips the core-step FLOP count).
@@ -115,22 +116,28 @@ def _cycle_times(timed, hp) -> dict:
           **{f'{k}_steps': len(v) for k, v in sorted(kinds.items())}}
 
 
-def bench_interleaved(res: int, names: list) -> list:
-  """--interleave: every method's full step compiled, then timed in rotation (step i
-  of each method, then step i + 1 of each), so a change in the machine's load hits
-  every method alike and the ratios to the first method hold on a busy machine.
-  The core-step FLOP count is not measured here (run without --interleave)."""
+def bench_interleaved(res: int, names: list, impls: list) -> list:
+  """--interleave: the full step of every method (x every conv implementation of
+  --conv_impls) compiled, then timed in rotation (step i of each, then step i + 1
+  of each), so a change in the machine's load hits all alike and the ratios to
+  the first hold on a busy machine. The core-step FLOP count is not measured
+  here (run without --interleave)."""
   kwargs = adapt_step.method_kwargs(KWARGS.value)
   runs = []
   for name in names:
-    built = adapt_step.build(res, name, kwargs, BATCH.value, MULT.value)
-    t0 = time.perf_counter()
-    compiled = built.compile()
-    compile_s = time.perf_counter() - t0
-    print(f'{res}px {name}: full step compiled in {compile_s:.1f}s', flush=True)
-    runs.append(dict(name=name, built=built, compiled=compiled, state=built.state,
-                     compile_s=compile_s, times=[],
-                     temp=adapt_step.memory_gib(compiled)['temp_gib']))
+    for impl in impls:
+      if impl:
+        os.environ['FSIG_CONV_IMPL'] = impl  # read when the step is traced
+      built = adapt_step.build(res, name, kwargs, BATCH.value, MULT.value)
+      t0 = time.perf_counter()
+      compiled = built.compile()
+      compile_s = time.perf_counter() - t0
+      label = name + (f' ({impl})' if impl else '')
+      print(f'{res}px {label}: full step compiled in {compile_s:.1f}s', flush=True)
+      runs.append(dict(name=name, label=label, built=built, compiled=compiled,
+                       state=built.state, compile_s=compile_s, times=[],
+                       temp=adapt_step.memory_gib(compiled)['temp_gib'],
+                       impl=conv.default_impl()))
   hp = runs[0]['built'].hp
   n = cycle_length(hp) * CYCLES.value
   for i in range(n + 1):  # call 0 is the warm-up
@@ -143,10 +150,10 @@ def bench_interleaved(res: int, names: list) -> list:
   for run in runs:
     row = {'resolution': res, 'method': run['name'], 'batch': hp.batch_size,
            'compile_s': round(run['compile_s'], 1), **_cycle_times(run['times'][1:], hp),
-           'step_temp_gib': run['temp'], 'interleaved': [r['name'] for r in runs],
-           'device': str(jax.devices()[0]), 'conv_impl': conv.default_impl()}
+           'step_temp_gib': run['temp'], 'interleaved': [r['label'] for r in runs],
+           'device': str(jax.devices()[0]), 'conv_impl': run['impl']}
     if rows:
-      row[f'ratio_to_{rows[0]["method"]}'] = {
+      row[f'ratio_to_{runs[0]["label"]}'] = {
           k: round(v / rows[0][k], 3) for k, v in row.items()
           if k.endswith(('_step_s', '_gib')) and rows[0].get(k)}
     rows.append(row)
@@ -191,7 +198,7 @@ def main(argv):
   impls = CONV_IMPLS.value.split(',') if CONV_IMPLS.value else [None]
   for res in [int(r) for r in RES.value.split(',')]:
     if INTERLEAVE.value:
-      for row in bench_interleaved(res, METHODS.value.split(',')):
+      for row in bench_interleaved(res, METHODS.value.split(','), impls):
         rows.append(row)
         print(json.dumps(row), flush=True)
       continue

@@ -41,18 +41,23 @@ def test_memory_only_reports_the_compiled_step_without_timing_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_interleave_times_methods_in_rotation_with_ratios(tmp_path):
+def test_interleave_times_methods_and_conv_impls_in_rotation_with_ratios(tmp_path):
   out = tmp_path / 'rows.json'
   r = subprocess.run([sys.executable, 'benchmarks/step_time.py', '--resolutions=8',
-                      '--methods=tgan,freezed', '--interleave', '--batch=2',
-                      f'--out={out}'], cwd=ROOT, capture_output=True, text=True, timeout=900)
+                      '--methods=tgan,freezed', '--conv_impls=im2col,hybrid', '--interleave',
+                      '--batch=2', f'--out={out}'],
+                     cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert r.returncode == 0, r.stderr[-3000:]
-  tgan, freezed = json.loads(out.read_text())
-  for row in (tgan, freezed):
-    assert row['interleaved'] == ['tgan', 'freezed'], row
+  rows = json.loads(out.read_text())
+  labels = ['tgan (im2col)', 'tgan (hybrid)', 'freezed (im2col)', 'freezed (hybrid)']
+  assert [(row['method'], row['conv_impl']) for row in rows] == [
+      ('tgan', 'im2col'), ('tgan', 'hybrid'), ('freezed', 'im2col'), ('freezed', 'hybrid')]
+  for row in rows:
+    assert row['interleaved'] == labels, row
     assert (row['timed_steps'], row['plain_steps'], row['pl_steps'], row['r1_pl_steps']) == (
         16, 12, 3, 1)
-  assert 'ratio_to_tgan' not in tgan
-  ratio = freezed['ratio_to_tgan']
-  assert ratio['mean_step_s'] == pytest.approx(
-      freezed['mean_step_s'] / tgan['mean_step_s'], rel=0.02)
+  assert not any(k.startswith('ratio_to') for k in rows[0])
+  for row in rows[1:]:
+    ratio = row['ratio_to_tgan (im2col)']
+    assert ratio['mean_step_s'] == pytest.approx(
+        row['mean_step_s'] / rows[0]['mean_step_s'], rel=0.02)
