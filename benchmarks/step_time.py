@@ -146,6 +146,8 @@ def bench_interleaved(res: int, names: list, impls: list) -> list:
       run['state'], metrics = run['compiled'](run['state'], run['built'].real, run['built'].extra)
       jax.block_until_ready(metrics)
       run['times'].append((i, time.perf_counter() - t))
+    print(f'step {i}/{n} ({step_kind(i, hp)}): ' + ', '.join(
+        f'{run["label"]} {run["times"][-1][1]:.2f}s' for run in runs), flush=True)
   rows = []
   for run in runs:
     row = {'resolution': res, 'method': run['name'], 'batch': hp.batch_size,
