@@ -19,8 +19,13 @@ convolution forward at stride 1 (the im2col product at stride > 1, where
 XLA's is slower) and the im2col derivatives in the backward with the patches
 recomputed there. 'im2col' keeps every layer's k*k-times patch tensor for the
 backward: four 3x3 layers at 64 px, 256 channels, need 5.4x the temporaries
-of 'native' or 'hybrid'. Over the whole 64 px step 'hybrid' needed 0.82x
-im2col's peak memory but was not faster, so 'im2col' stays the CPU default.
+of 'native' or 'hybrid'. Over the whole 64 px step 'hybrid' needs less
+memory (peak RSS 3.89 vs 4.65 GiB, regularisers off), but the lazily
+regularised steps are far slower: the second-order derivatives of its 3x3
+layers, which it leaves to XLA, run on XLA's slow CPU path (path-length steps
+15x, the R1 + path-length step 36x im2col's time; a whole 16-step cycle 7.4x),
+so 'im2col' stays the CPU default (benchmarks/results/conv_impl_cpu.md,
+session 10).
 Measured with benchmarks/conv_impl.py, benchmarks/step_time.py
 --conv_impls=im2col,hybrid and benchmarks/compare_torch.py
 --conv_impls=im2col,hybrid (README "Benchmarks"). Forward-mode autodiff
