@@ -530,11 +530,9 @@ def main(argv):
   print(open(report['files']['table']).read())
   print(f'wrote {OUT.value}/table.md, results.json, grid.png in {report["seconds"] / 60:.1f} min')
   if QUICK_FLAG.value:
-    full_targets = FULL['targets'].split(',')
-    runs = sum(len((FULL['seeds'] if t in common.DERIVED else FULL['real_seeds']).split(','))
-               for t in full_targets)
+    full = seeds_per_target(FULL['targets'].split(','), None, None, FULL)
     est = estimate_seconds(report, steps=FULL['steps'], num_samples=FULL['num_samples'],
-                           runs=runs, targets=len(full_targets))
+                           runs=sum(len(s) for s in full.values()), targets=len(full))
     print(f'estimated time of the full setting on this machine (same methods): '
           f'{est / 3600:.1f} h (steps, samples, seeds and targets scaled from these runs)')
 

@@ -25,17 +25,18 @@ residuals), deterministic for a given program, unlike a process's RSS.
 `--interleave` compiles every listed method's full step (with --conv_impls,
 each method under each implementation), then times them in rotation, step i
 of each before step i + 1 of any, and reports each one's times and their
-ratios to the first: on a shared or
-busy machine the load then falls on every method alike (use it for ratios
-such as KD-FSIG's step against CDC's; it holds all the methods' states and
-programs in memory at once and skips the core-step FLOP count).
+ratios to the first: on a shared or busy machine the load then falls on every
+method alike (use it for ratios such as KD-FSIG's step against CDC's; it holds
+all the methods' states and programs in memory at once and skips the
+core-step FLOP count).
 `--memory_only` skips the timing and reports each full step's compiled memory
 (`temp_gib`, `argument_gib`, `output_gib`): the figures that decide whether
 a step fits, in the time of one compile.
 `--conv_impls` runs each listed conv implementation (fsig_jax/nn/conv.py) in
 this one process, one after the other, and prints each row's times and
-temporaries as ratios to the first listed (the same process and machine). For reference (issue 6): the PyTorch rosinality code
-takes about 29.5 s for a comparable D+G step at 64 px on the 2-core CI machine.
+temporaries as ratios to the first listed (the same process and machine).
+For reference (issue 6): the PyTorch rosinality code takes about 29.5 s for a
+comparable D+G step at 64 px on the 2-core CI machine.
 """
 import json
 import math
@@ -48,6 +49,7 @@ import jax
 
 import adapt_step
 from fsig_jax.engine.hparams import default_hparams
+from fsig_jax.errors import ConfigError
 from fsig_jax.nn import conv
 from fsig_jax.utils.cli import run_main
 from fsig_jax.utils.files import write_text
@@ -105,6 +107,12 @@ def cycle_length(hp) -> int:
   return math.lcm(max(hp.d_reg_every, 1), max(hp.g_reg_every, 1))
 
 
+def _ratios(row: dict, base: dict) -> dict:
+  """`row`'s step times and memory as ratios to `base`'s (the first of a comparison)."""
+  return {k: round(v / base[k], 3) for k, v in row.items()
+          if k.endswith(('_step_s', '_gib')) and base.get(k)}
+
+
 def _cycle_times(timed, hp) -> dict:
   """[(step index, seconds)] -> the cycle's mean step and each kind's median and count."""
   kinds = {}
@@ -155,9 +163,7 @@ def bench_interleaved(res: int, names: list, impls: list) -> list:
            'step_temp_gib': run['temp'], 'interleaved': [r['label'] for r in runs],
            'device': str(jax.devices()[0]), 'conv_impl': run['impl']}
     if rows:
-      row[f'ratio_to_{runs[0]["label"]}'] = {
-          k: round(v / rows[0][k], 3) for k, v in row.items()
-          if k.endswith(('_step_s', '_gib')) and rows[0].get(k)}
+      row[f'ratio_to_{runs[0]["label"]}'] = _ratios(row, rows[0])
     rows.append(row)
   return rows
 
@@ -196,6 +202,9 @@ def memory(res: int, method_name: str) -> dict:
 
 def main(argv):
   del argv
+  if INTERLEAVE.value and MEMORY_ONLY.value:
+    raise ConfigError('--interleave times the steps and --memory_only does not run them; '
+                      'pass one of the two')
   rows = []
   impls = CONV_IMPLS.value.split(',') if CONV_IMPLS.value else [None]
   for res in [int(r) for r in RES.value.split(',')]:
@@ -212,8 +221,7 @@ def main(argv):
         row = (memory if MEMORY_ONLY.value else bench)(res, m)
         base = base or row
         if impl and impl != impls[0]:
-          row[f'ratio_to_{impls[0]}'] = {k: round(v / base[k], 3) for k, v in row.items()
-                                         if k.endswith(('_step_s', '_gib')) and base.get(k)}
+          row[f'ratio_to_{impls[0]}'] = _ratios(row, base)
         rows.append(row)
         print(json.dumps(row), flush=True)
   if OUT.value:

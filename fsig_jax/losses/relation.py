@@ -257,7 +257,8 @@ def ssim_a_matrix(queries: jax.Array, keys: jax.Array, *, window: int = SSIM_WIN
   all keys at once held about twelve (Nq, Nk, H, W, C) maps,
   2.3 GB for one query against 24 keys of 64 x 64 x 512, and was the largest
   part of KD-FSIG's step memory (benchmarks/ssim_a_memory.py and
-  step_time.py --memory_only have the numbers). The values are the same up to float summation order.
+  step_time.py --memory_only have the numbers). The values are the same up to
+  float summation order.
   """
   if queries.shape[1:] != keys.shape[1:]:
     raise ValueError(f'queries {queries.shape} and keys {keys.shape} differ in map shape')
