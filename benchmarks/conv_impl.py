@@ -33,6 +33,9 @@ REPEATS = flags.DEFINE_integer('repeats', 3, 'timed calls per measurement (media
 CHANNELS = flags.DEFINE_integer('channels', 256, 'input and output channels')
 BATCH = flags.DEFINE_integer('batch', 4, 'batch size')
 LAYERS = flags.DEFINE_string('layers', '', 'comma-separated subset of the layer names')
+COND = flags.DEFINE_bool('cond', False, 'run each program inside a lax.cond branch, as '
+                         "the engine's lazily regularised steps run (XLA's CPU compiler "
+                         'treats convolutions there differently)')
 
 
 def layers(c):
@@ -68,9 +71,10 @@ def measure(shape, k, fn, impls):
   for impl in impls:
     loss = lambda x, w, impl=impl: jnp.sum(jnp.tanh(fn(x, w, impl)) * t)  # noqa: E731
     r1 = lambda x, w, loss=loss: jnp.sum(jnp.square(jax.grad(loss)(x, w)))  # noqa: E731
-    progs[impl] = {'fwd_s': jax.jit(lambda x, w, impl=impl: fn(x, w, impl)).lower(x, w).compile(),
-                   'fwd_bwd_s': jax.jit(jax.value_and_grad(loss, (0, 1))).lower(x, w).compile(),
-                   'r1_s': jax.jit(jax.grad(r1, 1)).lower(x, w).compile()}
+    compile_ = lambda f: jax.jit(_in_cond(f) if COND.value else f).lower(x, w).compile()  # noqa: E731
+    progs[impl] = {'fwd_s': compile_(lambda x, w, impl=impl: fn(x, w, impl)),
+                   'fwd_bwd_s': compile_(jax.value_and_grad(loss, (0, 1))),
+                   'r1_s': compile_(jax.grad(r1, 1))}
     mem = progs[impl]['fwd_bwd_s'].memory_analysis()
     out[impl] = {'fwd_bwd_temp_mib': mem.temp_size_in_bytes / 2 ** 20 if mem else float('nan')}
   for m in ('fwd_s', 'fwd_bwd_s', 'r1_s'):
@@ -86,13 +90,21 @@ def measure(shape, k, fn, impls):
   return out
 
 
+def _in_cond(f):
+  """f(x, w) as the taken branch of a lax.cond (the other branch returns zeros)."""
+  def zeros(x, w):
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(f, x, w))
+  return lambda x, w: jax.lax.cond(jnp.isfinite(w[0, 0, 0, 0]), f, zeros, x, w)
+
+
 def main(argv):
   del argv
   impls = IMPLS.value.split(',')
   table = layers(CHANNELS.value)
   names = LAYERS.value.split(',') if LAYERS.value else list(table)
   print(f'# conv_impl: {jax.devices()[0]}, jax {jax.__version__}, batch {BATCH.value}, '
-        f'{CHANNELS.value} -> {CHANNELS.value} channels, median of {REPEATS.value}\n')
+        f'{CHANNELS.value} -> {CHANNELS.value} channels, median of {REPEATS.value}'
+        f"{', every program inside a lax.cond branch' if COND.value else ''}\n")
   print('| layer (input) | impl | fwd s | fwd+bwd s | R1 double bwd s | fwd+bwd temp MiB | '
         f'ratios to {impls[0]}: fwd / fwd+bwd / R1 / temp |')
   print('|---|---|---|---|---|---|---|')

@@ -25,9 +25,9 @@ def pytest_configure(config):
   # compile time than they save run time (about 40% less compile time per step
   # program). Inherited by the CLI subprocesses the tests start.
   os.environ.setdefault('JAX_DISABLE_MOST_OPTIMIZATIONS', '1')
-  # XLA's native convolutions compile ~30% faster than the im2col form that is
-  # the CPU default (fsig_jax/nn/conv.py); im2col is checked against native
-  # per layer with gradients (test_nn_layers; 'hybrid' too) and over whole train steps
+  # XLA's native convolutions compile faster than the CPU forms ('hybrid', the
+  # CPU default, and 'im2col'; fsig_jax/nn/conv.py); both are checked against
+  # native per layer with gradients (test_nn_layers) and over whole train steps
   # (test_engine_step.test_eight_devices_match_one_device).
   os.environ.setdefault('FSIG_CONV_IMPL', 'native')
   os.makedirs(cache, exist_ok=True)

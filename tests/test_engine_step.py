@@ -145,8 +145,9 @@ def test_unknown_method_is_named():
 
 
 # One device with XLA's native convolutions vs 8 devices with the im2col path
-# (the CPU default; the test run otherwise uses native convs, see conftest.py):
-# both equivalences in one pair of compiles, each also checked alone elsewhere.
+# and with hybrid (the CPU default; the test run otherwise uses native convs, see
+# conftest.py): the equivalences in one set of compiles, each also checked alone
+# elsewhere.
 DP_SCRIPT = r'''
 import jax, jax.numpy as jnp, numpy as np, os, sys
 sys.path.insert(0, 'tests')

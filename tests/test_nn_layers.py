@@ -1,5 +1,6 @@
 """Layer checks against independent references (scipy, explicit loops)."""
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -141,6 +142,29 @@ def test_cpu_convs_match_native_with_gradients(op, k, size, pad):
     for name, u, v, tol in zip(('value', 'dx', 'dw', 'R1 dw'), want, run(impl),
                                (1e-4, 1e-4, 1e-4, 1e-3)):
       np.testing.assert_allclose(v, u, rtol=1e-4, atol=tol, err_msg=f'{impl} {name}')
+
+
+@pytest.mark.parametrize('op', ['same', 's2', 'up'])
+def test_hybrid_derivatives_of_every_order_are_canonical_convs(op):
+  """Every convolution in hybrid's first and second derivatives (R1, path
+  length) is NHWC x HWIO -> NHWC, as the program JAX hands XLA: XLA's CPU pass
+  that transposes other layouts into that form does not reach the branches of
+  a lax.cond, where the lazily regularised steps run, and the other layouts
+  then run on a generic loop 100x slower (benchmarks/results/conv_impl_cpu.md,
+  session 11). Fails when a derivative reaches XLA's own convolution rules
+  (whose weight gradient is labelled f01b_i01o->01bf), e.g. through a custom
+  VJP's forward that calls lax directly."""
+  from fsig_jax.nn import conv
+  fn = {'same': lambda x, w: conv.conv2d(x, w, padding=1, impl='hybrid'),
+        's2': lambda x, w: conv.conv2d(x, w, stride=2, impl='hybrid'),
+        'up': lambda x, w: conv.conv_transpose_up2(x, w, impl='hybrid')}[op]
+  x, w = jnp.ones((2, 9, 9, 3)), jnp.ones((3, 3, 3, 4))
+  loss = lambda x, w: jnp.sum(jnp.tanh(fn(jnp.tanh(fn(x, w)[..., :3]), w)))  # noqa: E731
+  r1 = lambda x, w: jnp.sum(jnp.square(jax.grad(loss)(x, w)))  # noqa: E731
+  hlo = jax.jit(jax.grad(r1, (0, 1))).lower(x, w).as_text(dialect='hlo')
+  labels = re.findall(r'convolution\(.*?dim_labels=([^,\s]+)', hlo)
+  assert set(labels) <= {'b01f_01io->b01f'}, labels
+  assert labels or op == 's2'  # hybrid's stride-2 forward is the im2col product
 
 
 def test_conv_impl_names_the_choices():

@@ -2,30 +2,38 @@
 
 'native' uses XLA's convolution, strided and lhs-dilated forms included; GPU
 and TPU backends run all of its derivatives well. On CPU, XLA computes weight
-gradients of strided and dilated convolutions, and the double backward that
-R1 needs, on a slow generic path (a 512-channel 32 px stride-2 layer: R1
-gradient 2.4 s). 'im2col' (the CPU default) gathers the k*k shifted slices
-into one (N, H, W, k*k*C) tensor and multiplies it by the (k*k*C, O) kernel,
-so every derivative of every order is a matrix multiply (same layer: 0.15 s),
-but its forward is 2-3x slower than XLA's stride-1 convolution.
-'hybrid' (issue 18) uses each where it is fast and keeps no patches alive:
-XLA's convolution, with XLA's own derivatives of every order, for the
+gradients of strided and dilated convolutions, and the double backward that R1
+needs, on a slow generic path (a 512-channel 32 px stride-2 layer: R1 gradient
+2.4 s), and inside a lax.cond every weight gradient (see 'hybrid'). 'im2col'
+gathers the k*k shifted slices into one (N, H, W, k*k*C) tensor and multiplies
+it by the (k*k*C, O) kernel, so every derivative of every order is a matrix
+multiply (same layer: 0.15 s), but its forward is 2-3x slower than XLA's
+stride-1 convolution. 'hybrid' (issue 18; the CPU default since session 11)
+uses each where it is fast and keeps no patches alive for the backward: the
 odd-sized 'same' convolutions (stride 1, padding k // 2: the 3x3 layers of G
-and D); a 1x1 unpadded conv as the matmul it is; every other one (D's
+and D) run XLA's convolution forward through a custom VJP whose input gradient
+is the same convolution with the flipped kernel and whose weight gradient is
+the im2col product one image at a time (_filter_grad), each again through a
+custom VJP, so that derivatives of every order are XLA's canonical convolution
+or a matmul; a 1x1 unpadded conv is the matmul it is; every other one (D's
 stride-2 layers, the 2x2 sub-pixel kernel of `conv_transpose_up2`, whose
-forward and backward take XLA 4.4 s and im2col 0.20 s at 32 px, 256
-channels) through a custom VJP that saves only x and w, runs XLA's
-convolution forward at stride 1 (the im2col product at stride > 1, where
-XLA's is slower) and the im2col derivatives in the backward with the patches
-recomputed there. 'im2col' keeps every layer's k*k-times patch tensor for the
-backward: four 3x3 layers at 64 px, 256 channels, need 5.4x the temporaries
-of 'native' or 'hybrid'. Over the whole 64 px step 'hybrid' needs less
-memory (peak RSS 3.89 vs 4.65 GiB, regularisers off), but the lazily
-regularised steps are far slower: the second-order derivatives of its 3x3
-layers, which it leaves to XLA, run on XLA's slow CPU path (path-length steps
-15x, the R1 + path-length step 36x im2col's time; a whole 16-step cycle 7.4x),
-so 'im2col' stays the CPU default (benchmarks/results/conv_impl_cpu.md,
-session 10).
+forward and backward take XLA 4.4 s and im2col 0.20 s at 32 px, 256 channels)
+goes through a custom VJP that saves only x and w, runs XLA's convolution
+forward at stride 1 (the im2col product at stride > 1, where XLA's is slower)
+and the im2col derivatives in the backward with the patches recomputed there.
+'im2col' keeps every layer's k*k-times patch tensor for the backward: four 3x3
+layers at 64 px, 256 channels, need 5.4x the temporaries of 'native' or
+'hybrid'.
+
+Leaving hybrid's 3x3 derivatives to XLA (session 10) made the lazily
+regularised steps 15-36x slower: XLA's CPU pass that puts a weight gradient
+(labels f01b_i01o->01bf) into the canonical form its fast kernels take does
+not reach the branches of a lax.cond, where those steps run. With the custom
+rules (session 11), over a whole 16-step lazy cycle of the 64 px step, hybrid
+needs 0.69x im2col's temporaries for TGAN and 0.63x for CDC, and takes 0.95x
+and 0.94x its time, so it replaced im2col as the CPU default
+(benchmarks/results/conv_impl_cpu.md).
+
 Measured with benchmarks/conv_impl.py, benchmarks/step_time.py
 --conv_impls=im2col,hybrid and benchmarks/compare_torch.py
 --conv_impls=im2col,hybrid (README "Benchmarks"). Forward-mode autodiff
@@ -49,9 +57,9 @@ Padding = Union[int, Sequence[Tuple[int, int]]]
 
 
 def default_impl() -> str:
-  """$FSIG_CONV_IMPL if set, else 'im2col' on CPU and 'native' elsewhere."""
+  """$FSIG_CONV_IMPL if set, else 'hybrid' on CPU and 'native' elsewhere."""
   return os.environ.get('FSIG_CONV_IMPL') or (
-      'im2col' if jax.default_backend() == 'cpu' else 'native')
+      'hybrid' if jax.default_backend() == 'cpu' else 'native')
 
 
 def _pairs(padding: Padding) -> Tuple[Tuple[int, int], Tuple[int, int]]:
@@ -76,7 +84,7 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
   if impl == 'im2col' or (kh, kw, stride, pads) == (1, 1, 1, ((0, 0), (0, 0))):
     return _im2col(x, w, stride, pads)  # a 1x1 conv is a matmul, its patches x itself
   if stride == 1 and kh % 2 and kw % 2 and pads == ((kh // 2,) * 2, (kw // 2,) * 2):
-    return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
+    return _same_conv(x, w)
   return _im2col_vjp(x, w, stride, pads)
 
 
@@ -104,8 +112,9 @@ def _im2col_vjp(x, w, stride, pads):
   """Forward: XLA's convolution at stride 1; at stride > 1 the im2col product,
   which XLA's strided CPU convolution does not beat (benchmarks/conv_impl.py:
   2x slower forward on D's stride-2 3x3 layer). Neither keeps the patches."""
-  if stride == 1:
-    return jax.lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=DN)
+  if stride == 1:  # the barrier: see _xla_same
+    return jax.lax.conv_general_dilated(x, jax.lax.optimization_barrier(w), (1, 1), pads,
+                                        dimension_numbers=DN)
   return _im2col(x, w, stride, pads)
 
 
@@ -127,6 +136,89 @@ def _im2col_vjp_bwd(stride, pads, res, g):
 
 
 _im2col_vjp.defvjp(_im2col_vjp_fwd, _im2col_vjp_bwd)
+
+
+def _xla_same(x, w):
+  """XLA's stride-1 'same' convolution with w materialised in HWIO order: the
+  barrier keeps XLA from folding a kernel flip or transpose (_flip) into the
+  convolution's dimension labels, a layout that inside a lax.cond branch runs
+  on XLA's slow generic loop (see _filter_grad)."""
+  kh, kw = w.shape[:2]
+  w = jax.lax.optimization_barrier(w)
+  return jax.lax.conv_general_dilated(x, w, (1, 1), [(kh // 2,) * 2, (kw // 2,) * 2],
+                                      dimension_numbers=DN)
+
+
+def _flip(w):
+  """The kernel of the input gradient: spatially flipped, in and out swapped."""
+  return w[::-1, ::-1].swapaxes(2, 3)
+
+
+@jax.custom_vjp
+def _same_conv(x, w):
+  """hybrid's odd-sized stride-1 'same' convolution; see _same_conv_bwd."""
+  return _xla_same(x, w)
+
+
+def _same_conv_fwd(x, w):
+  # _same_conv, not _xla_same: a second derivative differentiates this function
+  # itself, and must meet the custom rule again rather than XLA's own.
+  return _same_conv(x, w), (x, w)
+
+
+def _same_conv_bwd(res, g):
+  """dx = the 'same' convolution of g with the flipped kernel (this function
+  again), dw = _filter_grad(x, g), whose own derivatives are this function:
+  every derivative of every order is XLA's convolution in NHWC x HWIO form or
+  an im2col matmul."""
+  x, w = res
+  return _same_conv(g, _flip(w)), _filter_grad(x, g, w.shape[:2])
+
+
+_same_conv.defvjp(_same_conv_fwd, _same_conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _filter_grad(x, g, ksize):
+  """dw[i, j, c, o] = sum_{n, h, w} x_pad[n, h + i, w + j, c] g[n, h, w, o], the
+  weight gradient of a 'same' convolution: the im2col product, one image at a
+  time (lax.scan), so that only one image's (H, W, k*k*C) patches exist at once.
+  XLA's own weight gradient (a convolution with the image as the window, labels
+  f01b_i01o->01bf) has two faults on CPU: a pass that transposes it into
+  canonical form does not reach the branches of a lax.cond, where the lazily
+  regularised steps run, and there it takes a generic loop about 100x slower
+  (`benchmarks/conv_impl.py --cond`: a 512-channel 32 px layer's forward and
+  backward 38.2 s against hybrid's 0.39 s); written canonically, in a prototype,
+  it ran at about a third of the forward convolution's rate in the 64 px step.
+  Unrolled over the k*k taps instead (prototype), XLA kept every tap's slice
+  alive at once (step temporaries 2.46 GiB, im2col's level). Accumulates in
+  float32. Session 11 measurements in benchmarks/results/conv_impl_cpu.md."""
+  kh, kw = ksize
+  wshape, pads = (kh, kw) + (x.shape[-1], g.shape[-1]), ((kh // 2,) * 2, (kw // 2,) * 2)
+
+  def add_image(acc, xg):
+    xi, gi = xg
+    return acc + jnp.einsum('nhwk,nhwo->ko', _patches(xi[None], wshape, 1, pads), gi[None],
+                            preferred_element_type=jnp.float32), None
+
+  acc = jax.lax.scan(add_image, jnp.zeros((kh * kw * wshape[2], wshape[3]), jnp.float32),
+                     (x, g))[0]
+  return acc.reshape(wshape).astype(jnp.promote_types(x.dtype, g.dtype))
+
+
+def _filter_grad_fwd(x, g, ksize):
+  return _filter_grad(x, g, ksize), (x, g)
+
+
+def _filter_grad_bwd(ksize, res, h):
+  """_filter_grad is bilinear: d/dx is the input gradient of a convolution of
+  g with h, d/dg the convolution of x with h."""
+  del ksize
+  x, g = res
+  return _same_conv(g, _flip(h)), _same_conv(x, h)
+
+
+_filter_grad.defvjp(_filter_grad_fwd, _filter_grad_bwd)
 
 
 def conv_transpose_up2(x: jax.Array, w: jax.Array, impl: Optional[str] = None) -> jax.Array:
