@@ -167,6 +167,14 @@ def test_hybrid_derivatives_of_every_order_are_canonical_convs(op):
   assert labels or op == 's2'  # hybrid's stride-2 forward is the im2col product
 
 
+def test_hybrid_is_the_cpu_default(monkeypatch):
+  from fsig_jax.nn import conv
+  monkeypatch.delenv('FSIG_CONV_IMPL', raising=False)
+  assert conv.default_impl() == ('hybrid' if jax.default_backend() == 'cpu' else 'native')
+  monkeypatch.setenv('FSIG_CONV_IMPL', 'im2col')
+  assert conv.default_impl() == 'im2col'
+
+
 def test_conv_impl_names_the_choices():
   from fsig_jax.nn import conv
   with pytest.raises(ValueError, match="native.*im2col.*hybrid.*FSIG_CONV_IMPL"):
