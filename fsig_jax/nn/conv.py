@@ -45,6 +45,7 @@ Set FSIG_CONV_IMPL=native|im2col|hybrid to choose (the test run uses
 'native': it compiles faster, and the three are tested equal).
 """
 import functools
+import math
 import os
 from typing import Optional, Sequence, Tuple, Union
 
@@ -83,7 +84,7 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: Padding = 0,
   kh, kw = w.shape[:2]
   if impl == 'im2col' or (kh, kw, stride, pads) == (1, 1, 1, ((0, 0), (0, 0))):
     return _im2col(x, w, stride, pads)  # a 1x1 conv is a matmul, its patches x itself
-  if stride == 1 and kh % 2 and kw % 2 and pads == ((kh // 2,) * 2, (kw // 2,) * 2):
+  if stride == 1 and kh % 2 and kw % 2 and pads == _same_pads(w.shape):
     return _same_conv(x, w)
   return _im2col_vjp(x, w, stride, pads)
 
@@ -112,10 +113,7 @@ def _im2col_vjp(x, w, stride, pads):
   """Forward: XLA's convolution at stride 1; at stride > 1 the im2col product,
   which XLA's strided CPU convolution does not beat (benchmarks/conv_impl.py:
   2x slower forward on D's stride-2 3x3 layer). Neither keeps the patches."""
-  if stride == 1:  # the barrier: see _xla_same
-    return jax.lax.conv_general_dilated(x, jax.lax.optimization_barrier(w), (1, 1), pads,
-                                        dimension_numbers=DN)
-  return _im2col(x, w, stride, pads)
+  return _xla_conv(x, w, pads) if stride == 1 else _im2col(x, w, stride, pads)
 
 
 def _im2col_vjp_fwd(x, w, stride, pads):
@@ -138,14 +136,18 @@ def _im2col_vjp_bwd(stride, pads, res, g):
 _im2col_vjp.defvjp(_im2col_vjp_fwd, _im2col_vjp_bwd)
 
 
-def _xla_same(x, w):
-  """XLA's stride-1 'same' convolution with w materialised in HWIO order: the
-  barrier keeps XLA from folding a kernel flip or transpose (_flip) into the
-  convolution's dimension labels, a layout that inside a lax.cond branch runs
-  on XLA's slow generic loop (see _filter_grad)."""
-  kh, kw = w.shape[:2]
-  w = jax.lax.optimization_barrier(w)
-  return jax.lax.conv_general_dilated(x, w, (1, 1), [(kh // 2,) * 2, (kw // 2,) * 2],
+def _same_pads(wshape):
+  """The padding of an odd-sized stride-1 'same' convolution."""
+  return ((wshape[0] // 2,) * 2, (wshape[1] // 2,) * 2)
+
+
+def _xla_conv(x, w, pads):
+  """XLA's stride-1 convolution with w materialised in HWIO order: the barrier
+  keeps XLA from folding a kernel flip or transpose (_flip, the sub-pixel
+  kernel of conv_transpose_up2) into the convolution's dimension labels, a
+  layout that inside a lax.cond branch runs on XLA's slow generic loop (see
+  _filter_grad)."""
+  return jax.lax.conv_general_dilated(x, jax.lax.optimization_barrier(w), (1, 1), pads,
                                       dimension_numbers=DN)
 
 
@@ -157,11 +159,11 @@ def _flip(w):
 @jax.custom_vjp
 def _same_conv(x, w):
   """hybrid's odd-sized stride-1 'same' convolution; see _same_conv_bwd."""
-  return _xla_same(x, w)
+  return _xla_conv(x, w, _same_pads(w.shape))
 
 
 def _same_conv_fwd(x, w):
-  # _same_conv, not _xla_same: a second derivative differentiates this function
+  # _same_conv, not _xla_conv: a second derivative differentiates this function
   # itself, and must meet the custom rule again rather than XLA's own.
   return _same_conv(x, w), (x, w)
 
@@ -193,15 +195,15 @@ def _filter_grad(x, g, ksize):
   Unrolled over the k*k taps instead (prototype), XLA kept every tap's slice
   alive at once (step temporaries 2.46 GiB, im2col's level). Accumulates in
   float32. Session 11 measurements in benchmarks/results/conv_impl_cpu.md."""
-  kh, kw = ksize
-  wshape, pads = (kh, kw) + (x.shape[-1], g.shape[-1]), ((kh // 2,) * 2, (kw // 2,) * 2)
+  wshape = tuple(ksize) + (x.shape[-1], g.shape[-1])
+  pads = _same_pads(wshape)
 
   def add_image(acc, xg):
     xi, gi = xg
     return acc + jnp.einsum('nhwk,nhwo->ko', _patches(xi[None], wshape, 1, pads), gi[None],
                             preferred_element_type=jnp.float32), None
 
-  acc = jax.lax.scan(add_image, jnp.zeros((kh * kw * wshape[2], wshape[3]), jnp.float32),
+  acc = jax.lax.scan(add_image, jnp.zeros((math.prod(wshape[:3]), wshape[3]), jnp.float32),
                      (x, g))[0]
   return acc.reshape(wshape).astype(jnp.promote_types(x.dtype, g.dtype))
 
