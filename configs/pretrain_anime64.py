@@ -14,20 +14,36 @@ Hyper-parameters follow stylegan2-ada-pytorch train.py's 'auto' config for
 2 mapping layers, EMA half-life 10 kimg, style mixing 0.9, path length 2, and
 horizontal flips (--mirror). Deviations: batch 16 (not 32) to keep a CPU step
 short, widths from fsig_jax.models.presets.anime64, no EMA ramp-up.
+
+`configs/pretrain_anime64.py:batch=32` trains at another batch size with the
+batch-dependent settings rescaled by ada's rules (R1 gamma, EMA beta); 32 is
+ada's 'auto' batch for one GPU at 64 px. Continue from the shipped model with
+`--config.model.checkpoint=models/anime64` (G starts from its G_ema, D from its D,
+the optimiser from scratch).
 """
 import os
 
 from configs import common
 
 
-def get_config():
+def _batch(arg: str) -> int:
+  if not arg:
+    return 16
+  key, _, value = arg.partition('=')
+  if key != 'batch' or not value.isdigit() or int(value) < 1:
+    raise ValueError(f'configs/pretrain_anime64.py:{arg}: the only argument is batch=N '
+                     '(e.g. configs/pretrain_anime64.py:batch=32)')
+  return int(value)
+
+
+def get_config(arg: str = ''):
   c = common.base('tgan')  # plain StyleGAN2 losses: the engine's default step
   c.model.checkpoint = 'random:anime64'
   c.data.source = common.ANIME_TRAIN
   c.data.description = 'the anime faces in ../shared/data/anime_faces_64/train'
   c.data.flip = True
   hp = c.hparams
-  hp.batch_size = 16
+  hp.batch_size = _batch(arg)
   hp.lr = 0.0025                                # ada 'auto': 0.0025 below 1024 px
   hp.r1_gamma = 0.0002 * 64 ** 2 / hp.batch_size  # ada 'auto' gamma rule = 0.0512
   hp.ema_beta = 0.5 ** (hp.batch_size / 10_000)   # ada: ema_kimg = 10 (mb * 10 / 32 at mb 32)

@@ -10,6 +10,10 @@ Reads the newest (or --step) checkpoint of a pretraining workdir and writes
                   from the run's logs, hardware), scores, how to reproduce;
   OUT/card.json   every number of the card, as computed;
   OUT/samples.png an 8x8 grid of G_ema samples (seed 0, random noise).
+A run that continued an earlier release (its model.checkpoint was that release)
+is released with --continues=OLD/card.json: the card then lists the earlier
+release's training as stage(s) before this run's and adds up steps, images seen
+and wall time.
 Scores: FID-VGG / KID-VGG of --num_samples samples against the run's held-out
 reference (config.eval.reference), next to the same metrics of as many real
 training images against that reference: the floor a perfect model would reach
@@ -53,6 +57,14 @@ TRAIN_CONFIG = flags.DEFINE_string('train_config', 'configs/pretrain_anime64.py'
                                    'the config the run trained with (named in the card)')
 TRAINING_NOTE = flags.DEFINE_string('training_note', '', 'a sentence on how the run was '
                                     'trained, added to the card (e.g. shared or paused hardware)')
+CONTINUES = flags.DEFINE_string('continues', None, 'card.json of the release this run started '
+                                'from (its model.checkpoint): the card lists that release\'s '
+                                'training as earlier stages (read before --out is replaced)')
+TRAIN = flags.DEFINE_string('train', None, "the training folder the card names and the floor "
+                            "draws from (default: the run's data.source); for a run that trained "
+                            'on a copy or subset of it on another machine (say so in the note)')
+SECONDS = flags.DEFINE_float('training_seconds', None, "the run's wall time in seconds when its "
+                             'logs hold no TensorBoard events (default: from WORKDIR/logs)')
 CACHE = flags.DEFINE_string('cache_dir', None, 'reference feature cache (default '
                             'WORKDIR/eval/cache)')
 
@@ -105,17 +117,71 @@ def _hours(seconds: float) -> str:
   return f'{seconds / 3600:.1f} h'
 
 
+def earlier_stages(card_path: str) -> list:
+  """The training stages of the release at `card_path` (its own earlier stages, then its run),
+  each {release, date, hardware, data, hparams, steps, images_seen, seconds, config, command,
+  note}: what a card of a run that continued that release lists before its own run."""
+  try:
+    with open(card_path) as f:
+      prev = json.load(f)
+    t = prev['training']
+    stage = {'release': prev['name'], 'date': prev['date'], 'hardware': prev['hardware'],
+             'data': prev['data']['train'], 'hparams': prev['hparams'],
+             **{k: t[k] for k in ('steps', 'images_seen', 'seconds', 'config', 'command', 'note')}}
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ValueError(f'--continues={card_path}: not a release card.json ({type(e).__name__}: '
+                     f'{e}); pass the card.json of the model the run started from') from None
+  return list(prev.get('stages', [])) + [stage]
+
+
+def _stage_text(i: int, s: dict, hp: dict, last: bool) -> str:
+  when = 'this release' if last else f"released {s['date']} as {s['release']}"
+  start = ', started from stage {}\'s G_ema (as G and G_ema) and D with a new optimiser'.format(
+      i - 1) if i > 1 else ' from random weights'
+  return (f"{i}. ({when}) {s['steps']:,} steps at batch {hp['batch_size']} = "
+          f"{s['images_seen']:,} images{start}; R1 gamma {hp['r1_gamma']:.4g}, G_ema beta "
+          f"{hp['ema_beta']:.6f} per step; `{s['command']}`; wall time {_hours(s['seconds'])} on "
+          f"{s['hardware']}. {s.get('note', '')}".rstrip())
+
+
 def card_text(c: dict) -> str:
   """MODEL_CARD.md from card.json's dict."""
   m, f, t, a = c['model_scores'], c['floor_scores'], c['training'], c['architecture']
   rows = '\n'.join(f'| {k} | {m[k]:.4g} | {f[k]:.4g} |' for k in m['metrics'])
   hp = c['hparams']
+  stages = c.get('stages') or []
+  if stages:
+    total = c['total']
+    run = dict(t, hardware=c['hardware'])
+    lines = [_stage_text(i + 1, s, s['hparams'], False) for i, s in enumerate(stages)]
+    lines.append(_stage_text(len(stages) + 1, run, hp, True))
+    made = (f"`{stages[0]['command']}`, then continued (stage by stage below) with "
+            f"`{t['command']}`")
+    training = (f"In {len(stages) + 1} stages, {total['steps']:,} steps and "
+                f"{total['images_seen']:,} images seen in all "
+                f"({total['images_seen'] / c['data']['train_count']:.1f} epochs of "
+                f"{c['data']['train_count']:,}), wall time {_hours(total['seconds'])}; lr "
+                f"{hp['lr']}, Adam betas (0, 0.99), R1 every 16 steps, path length "
+                "regularisation, style mixing 0.9 throughout; the rest as in "
+                f"{t['config']}.\n\n" + '\n'.join(lines))
+    shown_step = f"{total['steps']:,} steps"
+  else:
+    made = f"`{t['command']}`"
+    training = f"""{t['steps']:,} steps at batch {hp['batch_size']} = {t['images_seen']:,} images seen
+({t['images_seen'] / c['data']['train_count']:.1f} epochs); lr {hp['lr']}, Adam betas
+(0, 0.99), R1 gamma {hp['r1_gamma']:.4g} every 16 steps, path length regularisation,
+style mixing 0.9, G_ema with beta {hp['ema_beta']:.6f} per step; the rest as in
+{t['config']}.
+Wall time {_hours(t['seconds'])} over {t['processes']} process(es) (resumed runs;
+compilation and steps redone after interruptions included), on: {c['hardware']}.
+{t.get('note', '')}"""
+    shown_step = f"step {t['steps']}"
   return f"""# {c['name']}: StyleGAN2 on anime faces, {a['resolution']} px
 
 The source model fsig-jax ships, so that every method runs offline: adapt it to
 10 images with `python launch/main.py --config=configs/quickstart.py`. Trained
 by fsig-jax from scratch (no other model's weights) with
-`{c['training']['command']}`; released by `{c['command']}`, which computed every
+{made}; released by `{c['command']}`, which computed every
 number below (also in `card.json`).
 
 ## Data
@@ -133,14 +199,7 @@ as float32);
 load with `fsig_jax.load_pretrained('{c['out']}')`.
 
 ## Training
-{t['steps']:,} steps at batch {hp['batch_size']} = {t['images_seen']:,} images seen
-({t['images_seen'] / c['data']['train_count']:.1f} epochs); lr {hp['lr']}, Adam betas
-(0, 0.99), R1 gamma {hp['r1_gamma']:.4g} every 16 steps, path length regularisation,
-style mixing 0.9, G_ema with beta {hp['ema_beta']:.6f} per step; the rest as in
-{t['config']}.
-Wall time {_hours(t['seconds'])} over {t['processes']} process(es) (resumed runs;
-compilation and steps redone after interruptions included), on: {c['hardware']}.
-{t.get('note', '')}
+{training}
 
 ## Scores
 {c['num_samples']} samples of G_ema (truncation 1, random noise, seed {c['seed']}) vs the
@@ -148,7 +207,7 @@ compilation and steps redone after interruptions included), on: {c['hardware']}.
 training faces vs the same held-out faces, i.e. what a perfect generator would
 score with this many samples.
 
-| metric | {c['name']} (step {t['steps']}) | real train vs test (floor) |
+| metric | {c['name']} ({shown_step}) | real train vs test (floor) |
 |---|---|---|
 {rows}
 
@@ -175,10 +234,14 @@ def main(argv):
     run_cfg = export.read_run_config(WORKDIR.value)
   except CheckpointError as e:
     fail(str(e))
-  train = (run_cfg.get('data') or {}).get('source')
+  train = TRAIN.value or (run_cfg.get('data') or {}).get('source')
   if not isinstance(train, str) or not os.path.isdir(train):
-    fail(f'{WORKDIR.value}: its config.json names no training folder (data.source = '
-         f'{train!r}); the card and the floor need it')
+    fail(f'{WORKDIR.value}: its config.json names no training folder here (data.source = '
+         f'{train!r}); the card and the floor need it: pass --train=FOLDER')
+  try:
+    stages = earlier_stages(CONTINUES.value) if CONTINUES.value else []
+  except ValueError as e:
+    fail(str(e))
   # --reference, else the run's eval reference, else the held-out folder beside 'train'.
   reference = (REFERENCE.value or (run_cfg.get('eval') or {}).get('reference') or
                evaluate.default_sources(train, 'auto', '')[0])
@@ -211,6 +274,17 @@ def main(argv):
   cfg = shipped.config
   hp = run_cfg['hparams']
   time_ = export.training_time(WORKDIR.value, up_to_step=step)
+  if SECONDS.value is not None:
+    time_ = {'seconds': SECONDS.value, 'processes': None, 'segments': None}
+  elif not time_['processes']:
+    fail(f'{WORKDIR.value}/logs holds no TensorBoard events to time the run: pass '
+         '--training_seconds=S (its wall time)')
+  config_arg = TRAIN_CONFIG.value
+  command = f'python launch/main.py --config={config_arg} --workdir=WORKDIR'
+  if stages:
+    command += f" --config.model.checkpoint={run_cfg['model']['checkpoint']}"
+  if TRAIN.value:
+    command += ' --config.data.source=FOLDER'
   card = {
       'name': NAME.value or os.path.basename(out), 'out': os.path.relpath(out),
       'command': 'python launch/release_model.py ' + _shown_args(sys.argv[1:]),
@@ -226,13 +300,17 @@ def main(argv):
       'hparams': {k: hp[k] for k in ('batch_size', 'lr', 'r1_gamma', 'ema_beta')},
       'training': {'steps': step, 'images_seen': step * hp['batch_size'],
                    'config': TRAIN_CONFIG.value,
-                   'command': f'python launch/main.py --config={TRAIN_CONFIG.value} '
-                              '--workdir=WORKDIR',
+                   'command': command,
                    'note': TRAINING_NOTE.value, **time_},
       'num_samples': NUM.value, 'seed': SEED.value,
       'model_scores': _paths_shown(evaluate.json_ready(scores)),
       'floor_scores': _paths_shown(floor),
   }
+  if stages:
+    card['stages'] = stages
+    everything = stages + [card['training']]
+    card['total'] = {k: sum(s[k] for s in everything)
+                     for k in ('steps', 'images_seen', 'seconds')}
   write_text(os.path.join(out, 'card.json'), json.dumps(card, indent=2), setting='--out')
   write_text(os.path.join(out, 'MODEL_CARD.md'), card_text(card), setting='--out')
   print(f'wrote {out} ({card["size_mb"]:.1f} MB): MODEL_CARD.md, card.json, samples.png')

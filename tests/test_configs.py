@@ -98,6 +98,20 @@ def test_pretraining_configs_name_buildable_architectures():
       assert grown == (res, 1.0), (module.__name__, grown)
 
 
+def test_pretrain_anime64_batch_argument_rescales_by_ada_rules():
+  """configs/pretrain_anime64.py:batch=N: R1 gamma 0.0002 res^2 / N and EMA half-life 10k
+  images, as stylegan2-ada's 'auto' config; anything else is a clear error."""
+  from configs import pretrain_anime64  # pylint: disable=g-import-not-at-top
+  c16, c32 = pretrain_anime64.get_config(), pretrain_anime64.get_config('batch=32')
+  assert (c16.hparams.batch_size, c32.hparams.batch_size) == (16, 32)
+  assert c16.hparams.r1_gamma == pytest.approx(0.0512)
+  assert c32.hparams.r1_gamma == pytest.approx(0.0256)
+  assert c32.hparams.ema_beta ** (10_000 / 32) == pytest.approx(0.5)
+  for bad in ('32', 'batch=0', 'lr=1'):
+    with pytest.raises(ValueError, match='the only argument is batch=N'):
+      pretrain_anime64.get_config(bad)
+
+
 def test_config_trainer_picks_the_trainer():
   """`config.trainer` names the trainer in fsig_jax.api.TRAINERS: the ProGAN pretraining
   configs 'progressive', every other config 'adapt' (the default)."""

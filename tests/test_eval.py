@@ -227,6 +227,26 @@ def test_release_model_writes_model_card(workdir, tmp_path):
   r = run('launch/release_model.py', f'--workdir={wd}', f'--out={out}', f'--reference={ref}')
   assert r.returncode == 2 and 'exists; pass --overwrite' in r.stderr, r.stderr[-2000:]
   assert 'Traceback' not in r.stderr
+  # A run that continued this release: its card lists the release as stage 1 and adds up.
+  r = run('launch/release_model.py', f'--workdir={wd}', f'--out={out}', f'--reference={ref}',
+          '--num_samples=8', '--hardware=gpu box', f'--continues={out / "card.json"}',
+          '--training_seconds=30', '--train_config=configs/pretrain_anime64.py:batch=32',
+          '--overwrite', f'--cache_dir={tmp_path / "cache"}')
+  assert r.returncode == 0, r.stderr[-3000:]
+  card2 = json.loads((out / 'card.json').read_text())
+  (stage,) = card2['stages']
+  assert stage['steps'] == 4 and stage['hardware'] == 'test machine'
+  assert stage['seconds'] == card['training']['seconds']
+  assert card2['total'] == {'steps': 8, 'images_seen': 2 * card['training']['images_seen'],
+                            'seconds': pytest.approx(card['training']['seconds'] + 30)}
+  assert 'pretrain_anime64.py:batch=32' in card2['training']['command']
+  assert '--config.model.checkpoint=' in card2['training']['command']
+  text = (out / 'MODEL_CARD.md').read_text()
+  assert 'In 2 stages, 8 steps' in text and '1. (released' in text
+  assert '2. (this release) 4 steps' in text and 'gpu box' in text
+  r = run('launch/release_model.py', f'--workdir={wd}', f'--out={tmp_path / "m3"}',
+          f'--reference={ref}', f'--continues={ref}')
+  assert r.returncode == 2 and 'not a release card.json' in r.stderr, r.stderr[-2000:]
 
 
 def test_eval_cli_bad_inputs_one_line(tmp_path):

@@ -47,6 +47,15 @@ def test_shipped_model_loads_and_matches_its_card():
   assert 0 < floor < fid
   assert f"{card['training']['steps']:,} steps" in text
   assert card['training']['images_seen'] == card['training']['steps'] * card['hparams']['batch_size']
+  # A model trained in stages (a release continued): each stage adds up, the totals are shown.
+  stages = card.get('stages', [])
+  for s in stages:
+    assert s['images_seen'] == s['steps'] * s['hparams']['batch_size'], s
+  if stages:
+    everything = stages + [card['training']]
+    for k in ('steps', 'images_seen'):
+      assert card['total'][k] == sum(s[k] for s in everything), k
+    assert f"In {len(everything)} stages, {card['total']['steps']:,} steps" in text
 
 
 def test_quickstart_target_is_what_make_targets_makes():
