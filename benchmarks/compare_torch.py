@@ -412,7 +412,9 @@ def jax_child(spec):
   from fsig_jax.engine.hparams import default_hparams  # pylint: disable=g-import-not-at-top
   from fsig_jax.models.bundle import init_bundle  # pylint: disable=g-import-not-at-top
   from fsig_jax.nn import conv as fconv  # pylint: disable=g-import-not-at-top
+  from fsig_jax.utils.memory import trim_after_compiles  # pylint: disable=g-import-not-at-top
 
+  trim_after_compiles()  # as every fsig-jax run does (fsig_jax.run.Run)
   dev = jax.devices()[0]
   gpu = dev.platform == 'gpu'
   res, batch = spec['res'], spec['batch']

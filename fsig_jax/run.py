@@ -58,6 +58,7 @@ from flax import traverse_util
 from fsig_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 from fsig_jax.utils.files import check_writable, make_dirs, write_text, writing
 from fsig_jax.utils.images import make_grid, save_grid
+from fsig_jax.utils.memory import trim_after_compiles
 
 log = logging.getLogger('fsig_jax')
 
@@ -311,6 +312,7 @@ class Run:
   def __init__(self, config, workdir: Optional[str], *, defaults=None, architecture=None,
                name: str = '', total_steps: Optional[int] = None, _writer_of=None):
     self.config, self.workdir, self.name = config, workdir, name
+    trim_after_compiles()  # compiler garbage off the heap before each step program runs
     self.total = int(config.steps if total_steps is None else total_steps)
     self.lead = jax.process_index() == 0
     self.progress = Progress(self.total, name=name)
