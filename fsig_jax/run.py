@@ -266,8 +266,49 @@ def _orbax():
   return ocp
 
 
+SCALARS_JSONL = 'scalars.jsonl'
+
+
+class JsonLinesWriter:
+  """The log writer where TensorBoard's cannot be made: clu's SummaryWriter imports
+  TensorFlow, which some accelerator images lack. One JSON line per write in
+  logdir/scalars.jsonl: {'process_start': time} when a process opens it (so
+  `engine.export.training_time` can time the run, as it does from TensorBoard
+  event files), then {'step', 'time', name: value, ...}. Images are not logged:
+  the run writes its grids to WORKDIR/samples/ either way."""
+
+  def __init__(self, logdir: str):
+    make_dirs(logdir, '--workdir')
+    self._f = open(os.path.join(logdir, SCALARS_JSONL), 'a')  # pylint: disable=consider-using-with
+    self._line({'process_start': time.time()})
+
+  def _line(self, d: dict):
+    self._f.write(json.dumps(d) + '\n')
+    self._f.flush()
+
+  def write_scalars(self, step: int, scalars: Dict[str, Any]):
+    self._line({'step': int(step), 'time': time.time(),
+                **{k: float(v) for k, v in scalars.items()}})
+
+  def write_images(self, step: int, images):
+    del step, images
+
+  def flush(self):
+    self._f.flush()
+
+  def close(self):
+    self._f.close()
+
+
 def _writer(logdir: str):
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  try:
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  except ImportError as e:  # no TensorFlow here: JSON lines instead of TensorBoard
+    if jax.process_index() > 0:
+      return None
+    log.warning('no TensorBoard logs (%s: install tensorflow-cpu for them); scalars go to '
+                '%s', e, os.path.join(logdir, SCALARS_JSONL))
+    return JsonLinesWriter(logdir)
   return metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0,
                                               asynchronous=False)
 

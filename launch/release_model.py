@@ -64,7 +64,7 @@ TRAIN = flags.DEFINE_string('train', None, "the training folder the card names a
                             "draws from (default: the run's data.source); for a run that trained "
                             'on a copy or subset of it on another machine (say so in the note)')
 SECONDS = flags.DEFINE_float('training_seconds', None, "the run's wall time in seconds when its "
-                             'logs hold no TensorBoard events (default: from WORKDIR/logs)')
+                             'logs cannot time it (default: from WORKDIR/logs)')
 CACHE = flags.DEFINE_string('cache_dir', None, 'reference feature cache (default '
                             'WORKDIR/eval/cache)')
 
@@ -277,8 +277,8 @@ def main(argv):
   if SECONDS.value is not None:
     time_ = {'seconds': SECONDS.value, 'processes': None, 'segments': None}
   elif not time_['processes']:
-    fail(f'{WORKDIR.value}/logs holds no TensorBoard events to time the run: pass '
-         '--training_seconds=S (its wall time)')
+    fail(f'{WORKDIR.value}/logs holds no logged steps (TensorBoard events or '
+         'scalars.jsonl) to time the run: pass --training_seconds=S (its wall time)')
   config_arg = TRAIN_CONFIG.value
   command = f'python launch/main.py --config={config_arg} --workdir=WORKDIR'
   if stages:

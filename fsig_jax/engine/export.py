@@ -209,23 +209,56 @@ def training_time(workdir: str, up_to_step: Optional[int] = None) -> dict:
   Each process writes one TensorBoard event file in workdir/logs; its span is
   from the file's creation (process start, so compilation is included) to its
   last logged step. Steps redone after an interruption count again, as they
-  cost time again. Returns {'seconds', 'processes', 'segments': [{'first_step',
-  'last_step', 'seconds'}]}; zeros when nothing has been logged.
+  cost time again. A run logged without TensorFlow (`fsig_jax.run.JsonLinesWriter`,
+  logs/scalars.jsonl) is timed the same way from its process-start lines. Returns
+  {'seconds', 'processes', 'segments': [{'first_step', 'last_step', 'seconds'}]};
+  zeros when nothing has been logged.
   """
-  from tensorboard.backend.event_processing import event_file_loader  # pylint: disable=g-import-not-at-top
+  segments = _tensorboard_segments(workdir, up_to_step) or _jsonl_segments(workdir, up_to_step)
+  return {'seconds': round(sum(s['seconds'] for s in segments), 1),
+          'processes': len(segments), 'segments': segments}
+
+
+def _segment(events: list) -> Optional[dict]:
+  """[(wall time, step)] of one process, its start first -> its segment, or None."""
+  steps = [s for _, s in events if s > 0]
+  if not steps:
+    return None
+  return {'first_step': min(steps), 'last_step': max(steps),
+          'seconds': round(events[-1][0] - events[0][0], 1)}
+
+
+def _jsonl_segments(workdir: str, up_to_step: Optional[int]) -> list:
+  path = os.path.join(workdir, 'logs', 'scalars.jsonl')
+  if not os.path.isfile(path):
+    return []
+  processes = []
+  with open(path) as f:
+    for line in f:
+      try:
+        d = json.loads(line)
+      except ValueError:
+        continue  # a line cut short when a run was killed
+      if 'process_start' in d:
+        processes.append([(d['process_start'], 0)])
+      elif processes and 'step' in d and (up_to_step is None or d['step'] <= up_to_step):
+        processes[-1].append((d['time'], d['step']))
+  return [s for s in map(_segment, processes) if s is not None]
+
+
+def _tensorboard_segments(workdir: str, up_to_step: Optional[int]) -> list:
   logdir = os.path.join(workdir, 'logs')
   files = sorted(os.listdir(logdir)) if os.path.isdir(logdir) else []
+  files = [n for n in files if 'tfevents' in n]
+  if not files:
+    return []
+  from tensorboard.backend.event_processing import event_file_loader  # pylint: disable=g-import-not-at-top
   segments = []
   for name in files:
-    if 'tfevents' not in name:
-      continue
     events = [(e.wall_time, e.step) for e in
               event_file_loader.LegacyEventFileLoader(os.path.join(logdir, name)).Load()
               if up_to_step is None or e.step <= up_to_step]
-    steps = [s for _, s in events if s > 0]
-    if not steps:
-      continue
-    segments.append({'first_step': min(steps), 'last_step': max(steps),
-                     'seconds': round(events[-1][0] - events[0][0], 1)})
-  return {'seconds': round(sum(s['seconds'] for s in segments), 1),
-          'processes': len(segments), 'segments': segments}
+    segment = _segment(events)
+    if segment is not None:
+      segments.append(segment)
+  return segments
