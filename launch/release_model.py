@@ -134,7 +134,8 @@ def earlier_stages(card_path: str) -> list:
   return list(prev.get('stages', [])) + [stage]
 
 
-def _stage_text(i: int, s: dict, hp: dict, last: bool) -> str:
+def _stage_text(i: int, s: dict, last: bool) -> str:
+  hp = s['hparams']
   when = 'this release' if last else f"released {s['date']} as {s['release']}"
   start = ', started from stage {}\'s G_ema (as G and G_ema) and D with a new optimiser'.format(
       i - 1) if i > 1 else ' from random weights'
@@ -152,9 +153,9 @@ def card_text(c: dict) -> str:
   stages = c.get('stages') or []
   if stages:
     total = c['total']
-    run = dict(t, hardware=c['hardware'])
-    lines = [_stage_text(i + 1, s, s['hparams'], False) for i, s in enumerate(stages)]
-    lines.append(_stage_text(len(stages) + 1, run, hp, True))
+    run = dict(t, hardware=c['hardware'], hparams=hp)
+    lines = [_stage_text(i + 1, s, False) for i, s in enumerate(stages)]
+    lines.append(_stage_text(len(stages) + 1, run, True))
     made = (f"`{stages[0]['command']}`, then continued (stage by stage below) with "
             f"`{t['command']}`")
     training = (f"In {len(stages) + 1} stages, {total['steps']:,} steps and "
@@ -279,8 +280,7 @@ def main(argv):
   elif not time_['processes']:
     fail(f'{WORKDIR.value}/logs holds no logged steps (TensorBoard events or '
          'scalars.jsonl) to time the run: pass --training_seconds=S (its wall time)')
-  config_arg = TRAIN_CONFIG.value
-  command = f'python launch/main.py --config={config_arg} --workdir=WORKDIR'
+  command = f'python launch/main.py --config={TRAIN_CONFIG.value} --workdir=WORKDIR'
   if stages:
     command += f" --config.model.checkpoint={run_cfg['model']['checkpoint']}"
   if TRAIN.value:

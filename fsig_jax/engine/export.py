@@ -24,7 +24,7 @@ from fsig_jax.engine.state import state_to_bundle
 from fsig_jax.models import presets
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.config import StyleGAN2Config
-from fsig_jax.run import ARCHITECTURE_FILE
+from fsig_jax.run import ARCHITECTURE_FILE, SCALARS_JSONL
 
 
 
@@ -229,7 +229,7 @@ def _segment(events: list) -> Optional[dict]:
 
 
 def _jsonl_segments(workdir: str, up_to_step: Optional[int]) -> list:
-  path = os.path.join(workdir, 'logs', 'scalars.jsonl')
+  path = os.path.join(workdir, 'logs', SCALARS_JSONL)
   if not os.path.isfile(path):
     return []
   processes = []
@@ -248,8 +248,7 @@ def _jsonl_segments(workdir: str, up_to_step: Optional[int]) -> list:
 
 def _tensorboard_segments(workdir: str, up_to_step: Optional[int]) -> list:
   logdir = os.path.join(workdir, 'logs')
-  files = sorted(os.listdir(logdir)) if os.path.isdir(logdir) else []
-  files = [n for n in files if 'tfevents' in n]
+  files = sorted(n for n in os.listdir(logdir) if 'tfevents' in n) if os.path.isdir(logdir) else []
   if not files:
     return []
   from tensorboard.backend.event_processing import event_file_loader  # pylint: disable=g-import-not-at-top
