@@ -26,8 +26,8 @@ What a Run gives every trainer:
     keep-N (`config.keep_checkpoints`), restore of the newest one; a failed
     write (full disk, no permission) is a WriteError naming the path, and
     the last complete checkpoint stays the newest;
-  * clu metric writers (TensorBoard + log; scalars and sample grids), on the
-    lead process only;
+  * TensorBoard logs (scalars and sample grids; `utils.tensorboard`, no
+    TensorFlow needed), on the lead process only;
   * progress lines with step rate and ETA over the recent lines;
   * the finite-loss stop: a NaN or inf term raises `NonFiniteLossError`
     naming the step and term before anything of that step is saved, so the
@@ -59,6 +59,7 @@ from fsig_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 from fsig_jax.utils.files import check_writable, make_dirs, write_text, writing
 from fsig_jax.utils.images import make_grid, save_grid
 from fsig_jax.utils.memory import trim_after_compiles
+from fsig_jax.utils.tensorboard import EventFileWriter
 
 log = logging.getLogger('fsig_jax')
 
@@ -270,8 +271,8 @@ SCALARS_JSONL = 'scalars.jsonl'
 
 
 class JsonLinesWriter:
-  """The log writer where TensorBoard's cannot be made: clu's SummaryWriter imports
-  TensorFlow, which some accelerator images lack. One JSON line per write in
+  """The log writer where TensorBoard's cannot be made (no tensorboard package,
+  as on some accelerator images). One JSON line per write in
   logdir/scalars.jsonl: {'process_start': time} when a process opens it (so
   `engine.export.training_time` can time the run, as it does from TensorBoard
   event files), then {'step', 'time', name: value, ...}. Images are not logged:
@@ -301,16 +302,17 @@ class JsonLinesWriter:
 
 
 def _writer(logdir: str):
+  """The lead process's log writer: TensorBoard event files (`utils.tensorboard`), or
+  JSON lines where the tensorboard package cannot be imported; None elsewhere
+  (every process prints its own progress lines)."""
+  if jax.process_index() > 0:
+    return None
   try:
-    from clu import metric_writers  # pylint: disable=g-import-not-at-top
-  except ImportError as e:  # no TensorFlow here: JSON lines instead of TensorBoard
-    if jax.process_index() > 0:
-      return None
-    log.warning('no TensorBoard logs (%s: install tensorflow-cpu for them); scalars go to '
+    return EventFileWriter(logdir)
+  except ImportError as e:
+    log.warning('no TensorBoard logs (%s: install tensorboard for them); scalars go to '
                 '%s', e, os.path.join(logdir, SCALARS_JSONL))
     return JsonLinesWriter(logdir)
-  return metric_writers.create_default_writer(logdir, just_logging=jax.process_index() > 0,
-                                              asynchronous=False)
 
 
 def summary(workdir: str) -> str:

@@ -58,3 +58,13 @@ def one_line_error(r, *words):
   assert len(lines) == 1, r.stderr
   for w in words:
     assert w in lines[0], (w, lines[0])
+
+
+def pytest_collection_finish(session):
+  """Every test module is imported: freeze them out of the garbage collector's way
+  (fsig_jax.utils.gc_tuning; tracing in tests pays the same full collections)."""
+  del session
+  if os.environ.get('FSIG_TEST_NOFREEZE'):
+    return
+  from fsig_jax.utils.gc_tuning import freeze_imports  # pylint: disable=g-import-not-at-top
+  freeze_imports()

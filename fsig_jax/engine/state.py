@@ -111,8 +111,9 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
   key, mkey = jax.random.split(key)
   phase = None if run_phase is None else functools.partial(run_phase, bundle, hp, images)
   minit = method.init(InitContext(bundle, images, mkey, hp, models, run_phase=phase))
-  # Copies, so no two state leaves share a buffer (the step donates its input).
-  as_jnp = lambda t: jax.tree.map(jnp.array, t)  # noqa: E731
+  # Copies, so no two state leaves share a buffer (the step donates its input);
+  # device_put copies without compiling a program per leaf shape (jnp.array does).
+  as_jnp = lambda t: jax.device_put(t, may_alias=False)  # noqa: E731
   mstate = as_jnp(minit.state)
   g_side = method.param_transform('G', as_jnp({'net': g['params'], **minit.g_extra}), mstate)
   d_side = method.param_transform('D', as_jnp({'net': d_vars['params'], **minit.d_extra}), mstate)
@@ -125,8 +126,9 @@ def init_state(bundle: ModelBundle, hp, method, key: jax.Array,
       'G_ema': as_jnp(g_ema['params']),
       'G_buffers': as_jnp(g['buffers']),
       'source_G': as_jnp(g['params']),
-      'opt_G': opt_g.init(g_side),
-      'opt_D': opt_d.init(d_side),
+      # One compiled program each instead of an eager op per optimiser leaf.
+      'opt_G': jax.jit(opt_g.init)(g_side),
+      'opt_D': jax.jit(opt_d.init)(d_side),
       'pl_mean': jnp.zeros((), jnp.float32),
       'method': mstate,
   }

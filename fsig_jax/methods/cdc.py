@@ -26,6 +26,7 @@ Engine hooks used: `g_terms` (the distance term 'g_cdc_dist'), `sample_z`
 (anchor latents), `disc` (image or patch D), and `d_extra` (the patch head,
 trained with D's optimiser as the official `e_optim`, which has D's lr/betas).
 """
+import functools
 import math
 from typing import List, Optional, Sequence, Tuple
 
@@ -148,8 +149,10 @@ def _head(i: int) -> EqualConv2d:
   return EqualConv2d(1, 3, act='lrelu', name=f'new_conv{i}')
 
 
+@functools.partial(jax.jit, static_argnames='cfg')
 def init_patch_head(key: jax.Array, cfg: StyleGAN2Config):
-  """Parameters {'new_conv{i}': {'kernel', 'bias'}} of one head per patch layer."""
+  """Parameters {'new_conv{i}': {'kernel', 'bias'}} of one head per patch layer
+  (jitted: Flax's init run eagerly compiles a program per op)."""
   params = {}
   for i, (_, size, width) in enumerate(patch_layers(cfg)):
     dummy = jnp.zeros((1, size, size, width), jnp.float32)

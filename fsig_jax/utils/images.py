@@ -43,6 +43,14 @@ def save_png(path: str, image: Image.Image) -> str:
   return write_atomic(path, image.save, suffix='.tmp.png')
 
 
+def png_bytes(image: np.ndarray) -> bytes:
+  """One HWC uint8 image (C = 1, 3 or 4) as PNG file bytes (TensorBoard's image summaries)."""
+  import io  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buf, 'PNG')
+  return buf.getvalue()
+
+
 def save_grid(path: str, images, ncol: Optional[int] = None, pad: int = 2) -> str:
   """Writes a PNG grid (atomically: `save_png`) and returns the path. One image with
   pad=0 is written as a plain PNG of that image."""

@@ -1,0 +1,108 @@
+"""Seconds from launching a run to its first step, cold and warm, phase by phase.
+
+  python benchmarks/start_time.py                      # quickstart, 1 cold + 2 warm runs
+  python benchmarks/start_time.py --warm=3 --config=configs/fsig_offline.py:cdc,anime_sketch
+
+Runs `launch/main.py --config=CONFIG --config.steps=1` in fresh workdirs, each
+in its own process: first with an empty compilation cache (a fresh temporary
+folder, FSIG_CACHE_DIR), then `--warm` times with the cache that first run
+filled, as a user's second run of the same config on the same machine. The
+launcher runs with JAX_LOG_COMPILES=1 and the phases are read from its log
+timestamps, in seconds after the process was started:
+
+  ready      imports, model, data and state built ('starting at step')
+  traced     the training step traced to a jaxpr
+  lowered    ... and lowered to StableHLO
+  compiled   ... and compiled, or loaded from the cache: the step starts here
+  stepped    the first step (lazy R1 and path length both run in it) done
+
+and `cache_hit` says whether the step came from the persistent cache.
+
+Evaluation during and after the run is off (`--config.eval_every=0`). To
+compare two versions of the code, run this from each checkout on the same
+machine, one after the other; the README's numbers come from such a pair.
+"""
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from fsig_jax.utils.cli import run_main  # noqa: E402  pylint: disable=g-import-not-at-top
+
+CONFIG = flags.DEFINE_string('config', 'configs/quickstart.py', 'the run config (as launch/main.py)')
+WARM = flags.DEFINE_integer('warm', 2, 'warm-cache runs after the cold one')
+OUT = flags.DEFINE_string('out', '', 'also write the rows as JSON here')
+
+_EVENTS = (('ready', 'starting at step'),
+           ('traced', 'Finished tracing train_step'),
+           ('lowered', 'MLIR module conversion jit(train_step)'),
+           ('compiled', 'XLA compilation of jit(train_step)'),
+           ('stepped', 'step 1/'))
+_STAMP = re.compile(r'[IWE](\d\d)(\d\d) (\d\d):(\d\d):(\d\d\.\d+)')
+
+
+def _seconds(line: str, year: int):
+  m = _STAMP.match(line)
+  if not m:
+    return None
+  t = datetime.datetime(year, int(m[1]), int(m[2]), int(m[3]), int(m[4]),
+                        tzinfo=datetime.timezone.utc)
+  return t.timestamp() + float(m[5])
+
+
+def phases(log_text: str, t0: float, year: int) -> dict:
+  """The phases' seconds after t0 (the process's start) from a launcher's log."""
+  row = {}
+  for line in log_text.splitlines():
+    t = _seconds(line, year)
+    for name, marker in _EVENTS:
+      if t is not None and marker in line and name not in row:
+        row[name] = round(t - t0, 2)
+  missing = [n for n, _ in _EVENTS if n not in row]
+  if missing:
+    raise SystemExit(f'start_time: no {missing} in the run\'s log (absl log lines with '
+                     f'timestamps expected); its end:\n{log_text[-2000:]}')
+  row['cache_hit'] = "Persistent compilation cache hit for 'jit_train_step'" in log_text
+  return row
+
+
+def one_run(cache: str, workdir: str) -> dict:
+  env = dict(os.environ, FSIG_CACHE_DIR=cache, JAX_LOG_COMPILES='1', TZ='UTC')
+  env.pop('JAX_COMPILATION_CACHE_DIR', None)  # FSIG_CACHE_DIR decides
+  env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+  cmd = [sys.executable, os.path.join(ROOT, 'launch', 'main.py'), f'--config={CONFIG.value}',
+         '--config.steps=1', '--config.eval_every=0', f'--workdir={workdir}']
+  t0 = time.time()
+  p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+  if p.returncode:
+    raise SystemExit(f'start_time: the run failed (exit {p.returncode}):\n{p.stderr[-3000:]}')
+  return phases(p.stderr, t0, datetime.datetime.now(datetime.timezone.utc).year)
+
+
+def main(argv):
+  del argv
+  rows = []
+  with tempfile.TemporaryDirectory() as tmp:
+    cache = os.path.join(tmp, 'xla_cache')
+    for i in range(1 + WARM.value):
+      kind = 'cold' if i == 0 else 'warm'
+      row = {'run': kind, **one_run(cache, os.path.join(tmp, f'wd{i}'))}
+      rows.append(row)
+      print(f'{kind}: ' + '  '.join(f'{k} {row[k]:.1f}s' for k, _ in _EVENTS) +
+            f'  (step from the cache: {"yes" if row["cache_hit"] else "no"})', flush=True)
+  if OUT.value:
+    with open(OUT.value, 'w') as f:
+      json.dump({'config': CONFIG.value, 'rows': rows}, f, indent=2)
+
+
+if __name__ == '__main__':
+  run_main(main)
