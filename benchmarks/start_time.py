@@ -38,9 +38,13 @@ sys.path.insert(0, ROOT)
 
 from fsig_jax.utils.cli import run_main  # noqa: E402  pylint: disable=g-import-not-at-top
 
-CONFIG = flags.DEFINE_string('config', 'configs/quickstart.py', 'the run config (as launch/main.py)')
-WARM = flags.DEFINE_integer('warm', 2, 'warm-cache runs after the cold one')
-OUT = flags.DEFINE_string('out', '', 'also write the rows as JSON here')
+FLAGS = flags.FLAGS
+
+
+def _define_flags():  # at run time only: tests import this module beside other benchmarks
+  flags.DEFINE_string('config', 'configs/quickstart.py', 'the run config (as launch/main.py)')
+  flags.DEFINE_integer('warm', 2, 'warm-cache runs after the cold one')
+  flags.DEFINE_string('out', '', 'also write the rows as JSON here')
 
 _EVENTS = (('ready', 'starting at step'),
            ('traced', 'Finished tracing train_step'),
@@ -75,11 +79,11 @@ def phases(log_text: str, t0: float, year: int) -> dict:
   return row
 
 
-def one_run(cache: str, workdir: str) -> dict:
+def one_run(config: str, cache: str, workdir: str) -> dict:
   env = dict(os.environ, FSIG_CACHE_DIR=cache, JAX_LOG_COMPILES='1', TZ='UTC')
   env.pop('JAX_COMPILATION_CACHE_DIR', None)  # FSIG_CACHE_DIR decides
   env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
-  cmd = [sys.executable, os.path.join(ROOT, 'launch', 'main.py'), f'--config={CONFIG.value}',
+  cmd = [sys.executable, os.path.join(ROOT, 'launch', 'main.py'), f'--config={config}',
          '--config.steps=1', '--config.eval_every=0', f'--workdir={workdir}']
   t0 = time.time()
   p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -93,16 +97,17 @@ def main(argv):
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     cache = os.path.join(tmp, 'xla_cache')
-    for i in range(1 + WARM.value):
+    for i in range(1 + FLAGS.warm):
       kind = 'cold' if i == 0 else 'warm'
-      row = {'run': kind, **one_run(cache, os.path.join(tmp, f'wd{i}'))}
+      row = {'run': kind, **one_run(FLAGS.config, cache, os.path.join(tmp, f'wd{i}'))}
       rows.append(row)
       print(f'{kind}: ' + '  '.join(f'{k} {row[k]:.1f}s' for k, _ in _EVENTS) +
             f'  (step from the cache: {"yes" if row["cache_hit"] else "no"})', flush=True)
-  if OUT.value:
-    with open(OUT.value, 'w') as f:
-      json.dump({'config': CONFIG.value, 'rows': rows}, f, indent=2)
+  if FLAGS.out:
+    with open(FLAGS.out, 'w') as f:
+      json.dump({'config': FLAGS.config, 'rows': rows}, f, indent=2)
 
 
 if __name__ == '__main__':
+  _define_flags()
   run_main(main)

@@ -16,7 +16,7 @@ from fsig_jax.utils import gc_tuning
 
 
 @functools.lru_cache(maxsize=None)
-def _bench():  # once: the module defines absl flags
+def _bench():
   spec = importlib.util.spec_from_file_location(
       'start_time', os.path.join(ROOT, 'benchmarks', 'start_time.py'))
   mod = importlib.util.module_from_spec(spec)
