@@ -46,6 +46,7 @@ def _define_flags():  # at run time only: tests import this module beside other 
   flags.DEFINE_integer('warm', 2, 'warm-cache runs after the cold one')
   flags.DEFINE_string('out', '', 'also write the rows as JSON here')
 
+
 _EVENTS = (('ready', 'starting at step'),
            ('traced', 'Finished tracing train_step'),
            ('lowered', 'MLIR module conversion jit(train_step)'),

@@ -454,10 +454,10 @@ class Run:
 
   def grid(self, step: int, images, ncol: Optional[int] = None, note: str = '') -> str:
     """Writes workdir/samples/step_NNNNNN.png and the same grid to TensorBoard."""
-    path = save_grid(os.path.join(self.workdir, 'samples', f'step_{step:06d}.png'), images,
-                     ncol=ncol)
+    grid = make_grid(images, ncol)[None]  # tiled once, for the file and for TensorBoard
+    path = save_grid(os.path.join(self.workdir, 'samples', f'step_{step:06d}.png'), grid, pad=0)
     if self._writer is not None:
-      self._writer.write_images(step, {'samples': make_grid(images, ncol)[None]})
+      self._writer.write_images(step, {'samples': grid})
     log.info('wrote %s%s', path, f' ({note})' if note else '')
     return path
 

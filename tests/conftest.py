@@ -62,7 +62,8 @@ def one_line_error(r, *words):
 
 def pytest_collection_finish(session):
   """Every test module is imported: freeze them out of the garbage collector's way
-  (fsig_jax.utils.gc_tuning; tracing in tests pays the same full collections)."""
+  (fsig_jax.utils.gc_tuning; tracing in tests pays the same full collections).
+  FSIG_TEST_NOFREEZE=1 leaves the collector as it is, to measure the difference."""
   del session
   if os.environ.get('FSIG_TEST_NOFREEZE'):
     return

@@ -30,8 +30,6 @@ def test_freeze_keeps_what_is_alive_out_of_collections():
     gc_tuning.freeze_imports()
     assert gc.get_freeze_count() > 1000  # the imported modules' objects
     assert gc.get_threshold()[0] >= gc_tuning.YOUNG_THRESHOLD
-    cycle = []
-    cycle.append(cycle)
     import weakref  # pylint: disable=g-import-not-at-top
 
     class Node:
@@ -39,7 +37,7 @@ def test_freeze_keeps_what_is_alive_out_of_collections():
     n = Node()
     n.self = n
     ref = weakref.ref(n)
-    del n, cycle
+    del n
     gc.collect()
     assert ref() is None  # cycles made after the freeze are still collected
   finally:

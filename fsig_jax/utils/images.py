@@ -1,4 +1,5 @@
 """Image grids: the one way fsig-jax turns image batches into PNG files."""
+import io
 import math
 from typing import Optional
 
@@ -43,19 +44,22 @@ def save_png(path: str, image: Image.Image) -> str:
   return write_atomic(path, image.save, suffix='.tmp.png')
 
 
+def _pil(image: np.ndarray) -> Image.Image:
+  """An HWC uint8 array (C = 1, 3 or 4) as a PIL image (grayscale for C = 1)."""
+  return Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
   """One HWC uint8 image (C = 1, 3 or 4) as PNG file bytes (TensorBoard's image summaries)."""
-  import io  # pylint: disable=g-import-not-at-top
   buf = io.BytesIO()
-  Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buf, 'PNG')
+  _pil(image).save(buf, 'PNG')
   return buf.getvalue()
 
 
 def save_grid(path: str, images, ncol: Optional[int] = None, pad: int = 2) -> str:
   """Writes a PNG grid (atomically: `save_png`) and returns the path. One image with
   pad=0 is written as a plain PNG of that image."""
-  grid = make_grid(images, ncol, pad)
-  return save_png(path, Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
+  return save_png(path, _pil(make_grid(images, ncol, pad)))
 
 
 def save_labeled_grid(path: str, blocks) -> str:

@@ -15,6 +15,7 @@ a `file_version` event whose wall time marks the process start
 (`engine.export.training_time` times runs from it). Each write is flushed, so
 a killed run keeps everything it logged.
 """
+import itertools
 import os
 import socket
 import struct
@@ -25,7 +26,7 @@ import numpy as np
 
 from fsig_jax.utils.images import png_bytes
 
-_COUNTER = [0]
+_FILE_NUMBERS = itertools.count(1)  # two writers of one process in the same second
 
 
 class EventFileWriter:
@@ -38,9 +39,8 @@ class EventFileWriter:
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c  # pylint: disable=g-import-not-at-top
     self._event_pb2, self._summary_pb2, self._crc = event_pb2, summary_pb2, masked_crc32c
     os.makedirs(logdir, exist_ok=True)
-    _COUNTER[0] += 1
     name = (f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.'
-            f'{os.getpid()}.{_COUNTER[0]}')
+            f'{os.getpid()}.{next(_FILE_NUMBERS)}')
     self.path = os.path.join(logdir, name)
     self._f = open(self.path, 'ab')  # pylint: disable=consider-using-with
     self._write(event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
