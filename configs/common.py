@@ -29,6 +29,11 @@ KD_ROWS = {
     'ssim_a': dict(momentum=False, queue_size=0, sdd_weight=0.0),     # +SSIM-A, in-batch keys
     'momentum': dict(momentum=True, queue_size=16, sdd_weight=0.0),   # +momentum relation
     'full': dict(momentum=True, queue_size=16),                       # +SDD
+    # The MoCo reading of Eq. 7 (kd_fsig.py docstring): keys from the queue of earlier
+    # batches only, not the current batch through G_M (whose self key the literal
+    # reading, the default, pulls G_T toward the lagging EMA with).
+    'momentum_moco': dict(momentum=True, queue_size=16, moco=True, sdd_weight=0.0),
+    'full_moco': dict(momentum=True, queue_size=16, moco=True),
 }
 
 ALIASES = {
@@ -42,6 +47,8 @@ ALIASES = {
     # KD-FSIG's ablation rows (configs/kd_fsig.py has them for the paper setup too).
     'kd_ssim_a': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['ssim_a']}),
     'kd_momentum': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['momentum']}),
+    'kd_momentum_moco': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['momentum_moco']}),
+    'kd_fsig_moco': dict(names='kd_fsig', kwargs={'kd_fsig': KD_ROWS['full_moco']}),
     # DCL's paper row: the official DCL model.py ships CDC's patch discriminator and
     # patch head (PatchGAN, Extra), so DCL runs on CDC's anchors + patch-level D with
     # DCL's contrastive terms instead of CDC's distance consistency (methods/dcl.py).
