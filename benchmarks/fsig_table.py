@@ -18,7 +18,8 @@ same for every method). Writes to --out:
   grid.png      per target: the source row, then one row per method (first
                 seed), all on the same latents and noise
   cells/        one finished run each (its numbers, and its grid row for the
-                first seed), written atomically as soon as the run is scored
+                first seed), written atomically as soon as the run is scored;
+                --cells=DIR keeps them elsewhere, shared by several tables
   runs/         the workdir of the run in progress (checkpoints every 100
                 steps), removed once its cell is written
 
@@ -92,7 +93,7 @@ from fsig_jax.models import presets  # noqa: E402
 from fsig_jax.models.bundle import ModelBundle, init_bundle  # noqa: E402
 from fsig_jax.utils.cli import fail, parse_seeds, run_main  # noqa: E402
 from fsig_jax.utils.files import write_atomic, write_text  # noqa: E402
-from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
+from fsig_jax.utils.images import from_uint8, save_labeled_grid, to_uint8  # noqa: E402
 
 # The papers' comparison rows: TGAN, TGAN+ADA (CDC's --augment), TGAN+DiffAugment,
 # FreezeD, EWC, CDC, DCL, AdAM, RICK, EWC+RICK, AdAM+RICK, KD-FSIG.
@@ -127,6 +128,8 @@ GRID_COLS = flags.DEFINE_integer('grid_cols', 8, 'samples per row of grid.png')
 HPARAMS = flags.DEFINE_string('hparams', '', 'hyper-parameter overrides NAME=VALUE,... (e.g. '
                               'batch_size=8)')
 OUT = flags.DEFINE_string('out', 'out/fsig_table', 'output folder')
+CELLS = flags.DEFINE_string('cells', '', 'folder of the finished runs (default OUT/cells); '
+                            'tables of other methods or targets may share one')
 INCEPTION = flags.DEFINE_string('inception_weights', '', "pytorch-fid's pt_inception-2015-12-"
                                 "05-*.pth: FID / KID on Inception features, the papers' metric "
                                 "(default: VGG16 features, FID-VGG)")
@@ -264,11 +267,12 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
               grid_cols: int = 8, eval_batch_size: int = 32,
               hparams: Optional[Dict[str, object]] = None,
               method_kwargs: Optional[Dict[str, dict]] = None, source_name: str = '',
-              inception_weights: str = '') -> dict:
+              inception_weights: str = '', cells_dir: str = '') -> dict:
   """Adapts `source` with every method x target x seed, evaluates, writes the outputs.
   `seeds`: one list of training seeds for every target, or a dict target -> list.
   `inception_weights` (pytorch-fid's .pth): FID / KID on Inception features instead of
-  VGG16's (the papers' metric; a table keeps one feature network throughout)."""
+  VGG16's (the papers' metric; a table keeps one feature network throughout).
+  `cells_dir`: where finished runs are kept (default OUT/cells)."""
   t_start = time.time()
   os.makedirs(out, exist_ok=True)
   cache = os.path.join(out, 'cache')
@@ -288,7 +292,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                   method_kwargs=method_kwargs, resolution=res,
                   inception_weights=os.path.basename(inception_weights or ''))
   extractor = evaluate.feature_extractor(inception_weights)
-  done = Cells(out, settings)
+  done = Cells(cells_dir or os.path.join(out, 'cells'), settings)
   try:
     for target in targets:
       target_seeds = seeds_of(seeds, target)
@@ -390,15 +394,16 @@ CELL_DEFAULTS = {'inception_weights': ''}
 
 
 class Cells:
-  """Finished runs of a table under OUT/cells, so that a killed table resumes.
+  """Finished runs of a table under OUT/cells (or --cells), so that a killed table
+  resumes, and tables of other methods or targets with the same settings share runs.
 
   Each cell is `TARGET.METHOD.seedN.json` (the run's record) and, for runs
-  that give a grid row, a `.npz` of its samples beside it; both are written
+  that give a grid row, a `.npz` of its samples as 8-bit pixels beside it; both are written
   to a temporary name and renamed, so a kill never leaves half a cell.
   """
 
-  def __init__(self, out: str, settings: dict):
-    self.dir = os.path.join(out, 'cells')
+  def __init__(self, cells_dir: str, settings: dict):
+    self.dir = cells_dir
     os.makedirs(self.dir, exist_ok=True)
     path = os.path.join(self.dir, 'settings.json')
     mine = json.loads(json.dumps(_finite({k: settings[k] for k in CELL_SETTINGS}), default=str))
@@ -409,9 +414,9 @@ class Cells:
       if changed and any(n.endswith('.json') and n != 'settings.json'
                          for n in os.listdir(self.dir)):
         raise ValueError(
-            f'{out} holds runs made with other settings ({", ".join(changed)}: saved '
+            f'{self.dir} holds runs made with other settings ({", ".join(changed)}: saved '
             f'{[saved.get(k) for k in changed]}, now {[mine.get(k) for k in changed]}); '
-            f'use another --out, or delete {self.dir} to start the table again')
+            f'use another --out (or --cells), or delete {self.dir} to start the table again')
     write_text(path, json.dumps(mine, indent=2))
 
   def _path(self, target: str, method: str, seed) -> str:
@@ -428,12 +433,18 @@ class Cells:
     if os.path.isfile(path + '.npz'):
       with np.load(path + '.npz') as f:
         samples = f['samples']
+      if samples.dtype == np.uint8:  # float32 in cells saved before uint8 ones
+        samples = from_uint8(samples)
     return record, samples
 
   def save(self, target: str, method: str, seed, record: dict, samples=None):
     path = self._path(target, method, seed)
     if samples is not None:  # first, so that a record always has its samples
-      write_atomic(path + '.npz', lambda p: np.savez(p, samples=np.asarray(samples)),
+      # As the grid's 8-bit pixels (to_uint8, which from_uint8 inverts exactly): 24 KB
+      # a row of 8 samples at 64 px instead of 393 KB of float32, small enough to
+      # commit a table's cells (benchmarks/results/fsig_table/v2/cells).
+      write_atomic(path + '.npz',
+                   lambda p: np.savez_compressed(p, samples=to_uint8(samples)),
                    suffix='.tmp.npz')
     write_text(path + '.json', json.dumps(_finite(record), indent=2, default=str))
 
@@ -524,7 +535,7 @@ def main(argv):
                        num_samples=NUM.value or preset['num_samples'], out=OUT.value,
                        eval_seed=EVAL_SEED.value, grid_cols=GRID_COLS.value, hparams=hparams,
                        method_kwargs=preset.get('method_kwargs'), source_name=spec,
-                       inception_weights=INCEPTION.value)
+                       inception_weights=INCEPTION.value, cells_dir=CELLS.value)
   except (FsigError, ValueError) as e:
     fail(str(e))
   print(open(report['files']['table']).read())

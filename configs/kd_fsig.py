@@ -14,7 +14,11 @@ The argument is SETUP,ROW,TARGET.
   ROW: the cumulative rows of the paper's Table 3, 'cdc' (CDC itself),
     'ssim_a' (+SSIM-A, in-batch keys), 'momentum' (+momentum relation with the
     queue of 16), 'full' (+SDD: the method); and the queue sweep of Table 4,
-    'queue4', 'queue8', 'queue12', 'queue16' (with SDD).
+    'queue4', 'queue8', 'queue12', 'queue16' (with SDD). 'momentum_moco' and
+    'full_moco': the momentum and full rows with the MoCo reading of Eq. 7
+    (`moco=True`: keys from the queue of earlier batches only; the default,
+    literal reading also keys on the current batch through G_M, the sample
+    itself included: fsig_jax/methods/kd_fsig.py).
 The relation weight alpha = 1e4 and SDD's beta = 0.1 (kd_fsig's defaults);
 batch 4 and everything else as CDC (configs/common.py).
 """

@@ -21,7 +21,7 @@ from fsig_jax.convert.errors import CheckpointError
 from fsig_jax.convert.load import load_pretrained, save_bundle as fsig_jax_save_bundle
 from fsig_jax.engine import export, loop, run_config
 from fsig_jax.metrics import evaluate, features, fid, image_sources
-from fsig_jax.utils.images import to_uint8
+from fsig_jax.utils.images import make_grid, to_uint8
 
 
 BATCH = 8  # one batch size everywhere: each network compiles for one shape
@@ -343,26 +343,48 @@ def test_fsig_table_tiny(tmp_path):
   grid = Image.open(out / 'grid.png')
   assert grid.size[1] == 2 + 2 * 18  # two rows (source, tgan) of 16 px samples
 
-  # A rerun into the same --out trains nothing: every run is read back from cells/.
+  # A rerun trains nothing: every run is read back from the cells, here by another
+  # table (--out) that shares them (--cells); the same --out reads OUT/cells.
   def no_training(*a, **k):
     raise AssertionError('a finished run was trained again')
   trained = table.loop.train
   table.loop.train = no_training
+  other = tmp_path / 'other'
   try:
     again = table.run_table(tiny_bundle(), methods=['tgan'], targets=['babies'], seeds=[0, 1],
-                            steps=2, num_samples=16, out=str(out), grid_cols=4,
-                            eval_batch_size=BATCH,
+                            steps=2, num_samples=16, out=str(other), grid_cols=4,
+                            eval_batch_size=BATCH, cells_dir=str(out / 'cells'),
                             hparams={'d_reg_every': 2, 'g_reg_every': 2})
   finally:
     table.loop.train = trained
   assert json.dumps(again['table']) == json.dumps(report['table'])
-  assert (out / 'table.md').read_text() == md
-  assert np.array_equal(np.asarray(Image.open(out / 'grid.png')), np.asarray(grid))
+  assert (other / 'table.md').read_text() == md and not (other / 'cells').exists()
+  assert np.array_equal(np.asarray(Image.open(other / 'grid.png')), np.asarray(grid))
   # ...and refuses to mix settings in one table.
   with pytest.raises(ValueError, match=r'other settings \(steps'):
     table.run_table(tiny_bundle(), methods=['tgan'], targets=['babies'], seeds=[0], steps=3,
                     num_samples=16, out=str(out), grid_cols=4, eval_batch_size=BATCH,
                     hparams={'d_reg_every': 2, 'g_reg_every': 2})
+
+
+def test_fsig_table_cells_keep_grid_pixels(tmp_path):
+  """A cell stores its grid row as the grid's own 8-bit pixels: read back, it tiles to
+  the same grid as the float samples; a float32 cell of an older table still loads."""
+  table = _fsig_table()
+  settings = dict(source='s', methods=['tgan'], targets=['babies'], seeds=[0], steps=2,
+                  num_samples=16, eval_seed=0, hparams={}, method_kwargs={}, resolution=16,
+                  inception_weights='')
+  cells = table.Cells(str(tmp_path / 'cells'), settings)
+  samples = np.random.default_rng(0).uniform(-1.1, 1.1, (8, 16, 16, 3)).astype(np.float32)
+  cells.save('babies', 'tgan', 0, {'FID-VGG': 1.0}, samples)
+  stored = np.load(tmp_path / 'cells' / 'babies.tgan.seed0.npz')['samples']
+  assert stored.dtype == np.uint8
+  record, back = cells.load('babies', 'tgan', 0)
+  assert record == {'FID-VGG': 1.0} and back.dtype == np.float32
+  assert np.array_equal(make_grid(back), make_grid(samples))
+  np.savez(tmp_path / 'cells' / 'babies.tgan.seed1.npz', samples=samples)  # older cells
+  (tmp_path / 'cells' / 'babies.tgan.seed1.json').write_text('{}')
+  assert np.array_equal(cells.load('babies', 'tgan', 1)[1], samples)
 
 
 def test_fsig_table_feature_network_is_a_cell_setting(tmp_path):
@@ -372,14 +394,14 @@ def test_fsig_table_feature_network_is_a_cell_setting(tmp_path):
   settings = dict(source='s', methods=['tgan'], targets=['babies'], seeds=[0], steps=2,
                   num_samples=16, eval_seed=0, hparams={}, method_kwargs={}, resolution=16,
                   inception_weights='')
-  cells = table.Cells(str(tmp_path), settings)
+  cells = table.Cells(str(tmp_path / 'cells'), settings)
   cells.save('babies', 'tgan', 0, {'FID-VGG': 1.0})
   saved = json.loads((tmp_path / 'cells' / 'settings.json').read_text())
   del saved['inception_weights']  # as written before the setting existed
   (tmp_path / 'cells' / 'settings.json').write_text(json.dumps(saved))
-  table.Cells(str(tmp_path), settings)  # resumes
+  table.Cells(str(tmp_path / 'cells'), settings)  # resumes
   with pytest.raises(ValueError, match=r'other settings \(inception_weights'):
-    table.Cells(str(tmp_path), dict(settings, inception_weights='pt_inception.pth'))
+    table.Cells(str(tmp_path / 'cells'), dict(settings, inception_weights='pt_inception.pth'))
   md = table.write_table(str(tmp_path / 't.md'), ['tgan'], ['babies'],
                          {('tgan', 'babies'): [{'FID': 12.5, 'intra-LPIPS': 0.5}]},
                          {'babies': 'x'}, dict(settings, inception_weights='pt.pth'))

@@ -248,6 +248,9 @@ def test_configs_give_every_row_of_table_3_and_the_queue_sweep():
   assert kw['momentum']['queue_size'] == 16 and kw['momentum']['sdd_weight'] == 0.0
   assert kw['full']['source_images'].endswith(os.path.join('anime_faces_64', 'train'))
   assert [kw[f'queue{n}']['queue_size'] for n in (4, 8, 12, 16)] == [4, 8, 12, 16]
+  # The MoCo reading of Eq. 7: the same rows with moco=True, nothing else changed.
+  for r in ('momentum', 'full'):
+    assert kw[f'{r}_moco'] == dict(kw[r], moco=True) and 'moco' not in kw[r]
   for r, c in rows.items():
     assert c.hparams.batch_size == 4
     get_method(c.method.names.split(','), **c.method.kwargs.to_dict())
