@@ -23,6 +23,9 @@ same for every method). Writes to --out:
   runs/         the workdir of the run in progress (checkpoints every 100
                 steps), removed once its cell is written
 
+Progress. Each finished run prints its numbers and 'run k of n, about T
+left': the runs still to train at the mean wall time of those trained so far.
+
 Resuming. Rerun the same command with the same --out after a kill: finished
 runs are read back from OUT/cells, a run that was in progress resumes from its
 last checkpoint, and only the rest are trained. Methods,
@@ -293,6 +296,9 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                   inception_weights=os.path.basename(inception_weights or ''))
   extractor = evaluate.feature_extractor(inception_weights)
   done = Cells(cells_dir or os.path.join(out, 'cells'), settings)
+  todo = sum(not done.has(t, m, seed) for t in targets for m in methods
+             for seed in seeds_of(seeds, t))
+  trained_s = []  # wall time of each run trained and scored here, for the ETA
   try:
     for target in targets:
       target_seeds = seeds_of(seeds, target)
@@ -357,11 +363,12 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
             blocks.append((f'{target}: {method}', samples))
           done.save(target, method, seed, record, samples)
           shutil.rmtree(work, ignore_errors=True)
+          trained_s.append(train_s + eval_s)
           cells.setdefault((method, target), []).append(record)
           records.append(record)
           print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: train {train_s:.0f}s '
-                f'({rate_log.rate:.2f} it/s), eval {eval_s:.0f}s | {evaluate.summary(result)}',
-                flush=True)
+                f'({rate_log.rate:.2f} it/s), eval {eval_s:.0f}s | {evaluate.summary(result)}'
+                f' | {eta(trained_s, todo)}', flush=True)
   finally:
     log.removeHandler(rate_log)
     log.setLevel(level)
@@ -422,11 +429,14 @@ class Cells:
   def _path(self, target: str, method: str, seed) -> str:
     return os.path.join(self.dir, f'{target}.{method}.seed{seed}')
 
+  def has(self, target: str, method: str, seed) -> bool:
+    return os.path.isfile(self._path(target, method, seed) + '.json')
+
   def load(self, target: str, method: str, seed):
     """(record, samples or None) of a finished run, or None."""
-    path = self._path(target, method, seed)
-    if not os.path.isfile(path + '.json'):
+    if not self.has(target, method, seed):
       return None
+    path = self._path(target, method, seed)
     with open(path + '.json') as f:
       record = json.load(f)
     samples = None
@@ -499,6 +509,13 @@ def seeds_per_target(targets: Sequence[str], seeds: Optional[str], real_seeds: O
   else:
     real = main if seeds else parse_seeds(preset.get('real_seeds') or preset['seeds'])
   return {t: main if t in common.DERIVED else real for t in targets}
+
+
+def eta(trained_s: Sequence[float], todo: int) -> str:
+  """'run k of n, about T left': the runs left at the mean time of those trained here."""
+  left = (todo - len(trained_s)) * statistics.fmean(trained_s)
+  when = f'{left / 60:.0f} min' if left < 7200 else f'{left / 3600:.1f} h'
+  return f'run {len(trained_s)} of {todo}, about {when} left'
 
 
 def _elapsed(t0: float) -> str:

@@ -320,7 +320,7 @@ def _fsig_table():
 
 
 @pytest.mark.slow
-def test_fsig_table_tiny(tmp_path):
+def test_fsig_table_tiny(tmp_path, capsys):
   shared_path('data', 'ten_shot', 'babies')
   table = _fsig_table()
   out = tmp_path / 'table'
@@ -340,6 +340,9 @@ def test_fsig_table_tiny(tmp_path):
   assert [(r['method'], r['train_seed']) for r in results['runs']] == [
       ('source', None), ('tgan', 0), ('tgan', 1)]
   assert report['table']['tgan']['babies']['cell'] in tgan
+  printed = capsys.readouterr().out
+  assert 'seed 0: train' in printed and 'run 1 of 2, about ' in printed, printed
+  assert 'run 2 of 2, about 0 min left' in printed, printed
   grid = Image.open(out / 'grid.png')
   assert grid.size[1] == 2 + 2 * 18  # two rows (source, tgan) of 16 px samples
 
@@ -385,6 +388,14 @@ def test_fsig_table_cells_keep_grid_pixels(tmp_path):
   np.savez(tmp_path / 'cells' / 'babies.tgan.seed1.npz', samples=samples)  # older cells
   (tmp_path / 'cells' / 'babies.tgan.seed1.json').write_text('{}')
   assert np.array_equal(cells.load('babies', 'tgan', 1)[1], samples)
+
+
+def test_fsig_table_eta():
+  """The runs left at the mean time of the runs trained in this invocation."""
+  eta = _fsig_table().eta
+  assert eta([60.0, 120.0], 6) == 'run 2 of 6, about 6 min left'
+  assert eta([3600.0], 4) == 'run 1 of 4, about 3.0 h left'
+  assert eta([10.0], 1) == 'run 1 of 1, about 0 min left'
 
 
 def test_fsig_table_feature_network_is_a_cell_setting(tmp_path):
