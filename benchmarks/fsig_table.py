@@ -450,9 +450,9 @@ class Cells:
   def save(self, target: str, method: str, seed, record: dict, samples=None):
     path = self._path(target, method, seed)
     if samples is not None:  # first, so that a record always has its samples
-      # As the grid's 8-bit pixels (to_uint8, which from_uint8 inverts exactly): 24 KB
+      # As the grid's 8-bit pixels (to_uint8, which from_uint8 inverts exactly): ~90 KB
       # a row of 8 samples at 64 px instead of 393 KB of float32, small enough to
-      # commit a table's cells (benchmarks/results/fsig_table/v2/cells).
+      # commit a table's cells (benchmarks/results/fsig_table/cells_v2).
       write_atomic(path + '.npz',
                    lambda p: np.savez_compressed(p, samples=to_uint8(samples)),
                    suffix='.tmp.npz')

@@ -17,7 +17,12 @@ row of the paper's Table 3 and a setting here:
    (`losses.relation.momentum_relation_sims`, whose docstring gives the
    source-side decision). Eq. 7 lists the current batch through G_M as keys,
    the anchor itself included: the default (`moco=False`); `moco=True` keeps
-   only the queue of earlier batches (the MoCo reading).
+   only the queue of earlier batches (the MoCo reading). In the literal
+   reading the anchor's own G_M key has source-side similarity exactly 1
+   (G_S(z_i) against itself), the largest of its row, so the loss pulls
+   G_T(z_i) toward G_M(z_i), an EMA that lags G_T by hundreds of steps; the
+   README's KD-FSIG table measures both readings (configs: rows
+   `momentum_moco`, `full_moco`).
 3. +SDD, source discrimination distillation (Eq. 9): the patch discriminator
    D_P also learns to tell real source-domain images from G_S samples,
    logistic loss with weight beta = 0.1, at every D step, no R1 on these
