@@ -443,7 +443,7 @@ class Cells:
     if os.path.isfile(path + '.npz'):
       with np.load(path + '.npz') as f:
         samples = f['samples']
-      if samples.dtype == np.uint8:  # float32 in cells saved before uint8 ones
+      if samples.dtype == np.uint8:  # 8-bit rows (older cells hold float32 ones)
         samples = from_uint8(samples)
     return record, samples
 
