@@ -29,12 +29,11 @@ KD_ROWS = {
     'ssim_a': dict(momentum=False, queue_size=0, sdd_weight=0.0),     # +SSIM-A, in-batch keys
     'momentum': dict(momentum=True, queue_size=16, sdd_weight=0.0),   # +momentum relation
     'full': dict(momentum=True, queue_size=16),                       # +SDD
-    # The MoCo reading of Eq. 7 (kd_fsig.py docstring): keys from the queue of earlier
-    # batches only, not the current batch through G_M (whose self key the literal
-    # reading, the default, pulls G_T toward the lagging EMA with).
-    'momentum_moco': dict(momentum=True, queue_size=16, moco=True, sdd_weight=0.0),
-    'full_moco': dict(momentum=True, queue_size=16, moco=True),
 }
+# The same two rows with the MoCo reading of Eq. 7 (methods/kd_fsig.py docstring): keys
+# from the queue of earlier batches only, not the current batch through G_M, whose key
+# of the sample itself pulls G_T toward the lagging EMA in the literal reading (default).
+KD_ROWS.update({f'{row}_moco': dict(KD_ROWS[row], moco=True) for row in ('momentum', 'full')})
 
 ALIASES = {
     # The papers' "TGAN+ADA" row (CDC, DCL, RICK, AdAM): CDC's train.py with --augment,
