@@ -95,8 +95,9 @@ from fsig_jax.metrics import evaluate  # noqa: E402
 from fsig_jax.models import presets  # noqa: E402
 from fsig_jax.models.bundle import ModelBundle, init_bundle  # noqa: E402
 from fsig_jax.utils.cli import fail, parse_seeds, run_main  # noqa: E402
-from fsig_jax.utils.files import write_atomic, write_text  # noqa: E402
-from fsig_jax.utils.images import from_uint8, save_labeled_grid, to_uint8  # noqa: E402
+from fsig_jax.utils.cells import Cells, eta, finite  # noqa: E402
+from fsig_jax.utils.files import write_text  # noqa: E402
+from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
 # The papers' comparison rows: TGAN, TGAN+ADA (CDC's --augment), TGAN+DiffAugment,
 # FreezeD, EWC, CDC, DCL, AdAM, RICK, EWC+RICK, AdAM+RICK, KD-FSIG.
@@ -295,8 +296,8 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                   method_kwargs=method_kwargs, resolution=res,
                   inception_weights=os.path.basename(inception_weights or ''))
   extractor = evaluate.feature_extractor(inception_weights)
-  done = Cells(cells_dir or os.path.join(out, 'cells'), settings)
-  todo = sum(not done.has(t, m, seed) for t in targets for m in methods
+  done = open_cells(cells_dir or os.path.join(out, 'cells'), settings)
+  todo = sum(not done.has(cell_name(t, m, seed)) for t in targets for m in methods
              for seed in seeds_of(seeds, t))
   trained_s = []  # wall time of each run trained and scored here, for the ETA
   try:
@@ -311,14 +312,14 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
       few = evaluate.as_source(cfg0.data.source, res)  # the training images, by name
       kw = dict(reference=ref, few_shot=few, num_samples=num_samples, seed=eval_seed,
                 cache_dir=cache, batch_size=eval_batch_size, extractor=extractor)
-      saved = done.load(target, 'source', None)
+      saved = done.load(cell_name(target, 'source', None))
       if saved is None:
         t0 = time.time()
         result = evaluate.evaluate(source, **kw)
         record = dict(result, method='source', target=target, train_seed=None,
                       train_seconds=0.0, eval_seconds=round(time.time() - t0, 1))
         samples = evaluate.generate_samples(source, z_grid, eval_seed, eval_batch_size)
-        done.save(target, 'source', None, record, samples)
+        done.save(cell_name(target, 'source', None), record, samples)
         print(f'[{_elapsed(t_start)}] {target} source: {evaluate.summary(result)}', flush=True)
       else:
         record, samples = saved
@@ -332,7 +333,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
       blocks.append((f'{target}: source', samples))
       for method in methods:
         for seed in target_seeds:
-          saved = done.load(target, method, seed)
+          saved = done.load(cell_name(target, method, seed))
           if saved is not None:
             record, samples = saved
             cells.setdefault((method, target), []).append(record)
@@ -361,7 +362,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
           if seed == target_seeds[0]:
             samples = evaluate.generate_samples(adapted, z_grid, eval_seed, eval_batch_size)
             blocks.append((f'{target}: {method}', samples))
-          done.save(target, method, seed, record, samples)
+          done.save(cell_name(target, method, seed), record, samples)
           shutil.rmtree(work, ignore_errors=True)
           trained_s.append(train_s + eval_s)
           cells.setdefault((method, target), []).append(record)
@@ -386,7 +387,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                                   for m, v in rates.items()},
                 reference=notes, runs=records, files={'table': table, 'grid': grid})
   write_text(os.path.join(out, 'results.json'),
-             json.dumps(_finite(report), indent=2, default=str))
+             json.dumps(finite(report), indent=2, default=str))
   return report
 
 
@@ -400,74 +401,15 @@ CELL_SETTINGS = ('source', 'steps', 'num_samples', 'eval_seed', 'hparams', 'meth
 CELL_DEFAULTS = {'inception_weights': ''}
 
 
-class Cells:
-  """Finished runs of a table under OUT/cells (or --cells), so that a killed table
-  resumes, and tables of other methods or targets with the same settings share runs.
-
-  Each cell is `TARGET.METHOD.seedN.json` (the run's record) and, for runs
-  that give a grid row, a `.npz` of its samples as 8-bit pixels beside it; both are written
-  to a temporary name and renamed, so a kill never leaves half a cell.
-  """
-
-  def __init__(self, cells_dir: str, settings: dict):
-    self.dir = cells_dir
-    os.makedirs(self.dir, exist_ok=True)
-    path = os.path.join(self.dir, 'settings.json')
-    mine = json.loads(json.dumps(_finite({k: settings[k] for k in CELL_SETTINGS}), default=str))
-    if os.path.isfile(path):
-      with open(path) as f:
-        saved = json.load(f)
-      changed = [k for k in CELL_SETTINGS if saved.get(k, CELL_DEFAULTS.get(k)) != mine.get(k)]
-      if changed and any(n.endswith('.json') and n != 'settings.json'
-                         for n in os.listdir(self.dir)):
-        raise ValueError(
-            f'{self.dir} holds runs made with other settings ({", ".join(changed)}: saved '
-            f'{[saved.get(k) for k in changed]}, now {[mine.get(k) for k in changed]}); '
-            f'use another --out (or --cells), or delete {self.dir} to start the table again')
-    write_text(path, json.dumps(mine, indent=2))
-
-  def _path(self, target: str, method: str, seed) -> str:
-    return os.path.join(self.dir, f'{target}.{method}.seed{seed}')
-
-  def has(self, target: str, method: str, seed) -> bool:
-    return os.path.isfile(self._path(target, method, seed) + '.json')
-
-  def load(self, target: str, method: str, seed):
-    """(record, samples or None) of a finished run, or None."""
-    if not self.has(target, method, seed):
-      return None
-    path = self._path(target, method, seed)
-    with open(path + '.json') as f:
-      record = json.load(f)
-    samples = None
-    if os.path.isfile(path + '.npz'):
-      with np.load(path + '.npz') as f:
-        samples = f['samples']
-      if samples.dtype == np.uint8:  # 8-bit rows (older cells hold float32 ones)
-        samples = from_uint8(samples)
-    return record, samples
-
-  def save(self, target: str, method: str, seed, record: dict, samples=None):
-    path = self._path(target, method, seed)
-    if samples is not None:  # first, so that a record always has its samples
-      # As the grid's 8-bit pixels (to_uint8, which from_uint8 inverts exactly): ~90 KB
-      # a row of 8 samples at 64 px instead of 393 KB of float32, small enough to
-      # commit a table's cells (benchmarks/results/fsig_table/cells_v2).
-      write_atomic(path + '.npz',
-                   lambda p: np.savez_compressed(p, samples=to_uint8(samples)),
-                   suffix='.tmp.npz')
-    write_text(path + '.json', json.dumps(_finite(record), indent=2, default=str))
+def open_cells(cells_dir: str, settings: dict) -> Cells:
+  """The table's finished runs (fsig_jax.utils.cells) under the settings they depend on."""
+  return Cells(cells_dir, {k: settings[k] for k in CELL_SETTINGS}, CELL_DEFAULTS,
+               '--out (or --cells)')
 
 
-def _finite(x):
-  """NaN / inf -> None throughout a JSON tree (strict JSON)."""
-  if isinstance(x, dict):
-    return {k: _finite(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_finite(v) for v in x]
-  if isinstance(x, float) and not np.isfinite(x):
-    return None
-  return x
+def cell_name(target: str, method: str, seed) -> str:
+  """A run's cell (fsig_jax.utils.cells): `TARGET.METHOD.seedN`."""
+  return f'{target}.{method}.seed{seed}'
 
 
 def estimate_seconds(report: dict, *, steps: int, num_samples: int, runs: int,
@@ -509,13 +451,6 @@ def seeds_per_target(targets: Sequence[str], seeds: Optional[str], real_seeds: O
   else:
     real = main if seeds else parse_seeds(preset.get('real_seeds') or preset['seeds'])
   return {t: main if t in common.DERIVED else real for t in targets}
-
-
-def eta(trained_s: Sequence[float], todo: int) -> str:
-  """'run k of n, about T left': the runs left at the mean time of those trained here."""
-  left = (todo - len(trained_s)) * statistics.fmean(trained_s)
-  when = f'{left / 60:.0f} min' if left < 7200 else f'{left / 3600:.1f} h'
-  return f'run {len(trained_s)} of {todo}, about {when} left'
 
 
 def _elapsed(t0: float) -> str:

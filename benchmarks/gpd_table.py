@@ -26,9 +26,13 @@ Writes to --out:
   table.json    the command and every run's scores and minutes
   grid_*.png    per (data, pairs): test photos, each row's outputs (first
                 seed), the true targets
-  runs/, teachers/  the workdirs; a killed table resumes: finished runs are
-                read back from their run.json, unfinished ones resume from
-                their newest checkpoint.
+  cells/        (or --cells) each finished run's scores and grid row
+                (fsig_jax.utils.cells): a table reads them back instead of
+                training again, tables with the same settings share them, and
+                a committed folder (benchmarks/results/gpd/cells_r2) lets a
+                later session finish a table
+  runs/, teachers/  the workdirs; a killed run resumes from its newest
+                checkpoint.
 
 Teacher diagnostic (--diagnostic, anime_sketch only, where the true operator
 is known): for each --teacher_methods, LPIPS-Alex and SSIM between G_t(z) and
@@ -58,6 +62,7 @@ from fsig_jax.distill import gpd  # noqa: E402
 from fsig_jax.engine import export, loop  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import paired  # noqa: E402
+from fsig_jax.utils.cells import Cells, eta, model_release  # noqa: E402
 from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
 from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
@@ -77,6 +82,8 @@ TEACHER_METHODS = flags.DEFINE_string('teacher_methods', 'tgan,cdc,rick,adam',
 NUM_LATENTS = flags.DEFINE_integer('num_latents', 500, '--diagnostic: latents scored')
 GRID = flags.DEFINE_integer('grid', 8, 'test photos in each grid')
 OUT = flags.DEFINE_string('out', 'out/gpd_table', 'output folder')
+CELLS = flags.DEFINE_string('cells', '', 'folder of the finished runs (default OUT/cells); '
+                            'tables with the same settings can share one')
 
 log = logging.getLogger('fsig_jax')
 METRICS = ('LPIPS-Alex', 'LPIPS-Vgg', 'SSIM', 'FID-VGG', 'KID-VGG')
@@ -122,11 +129,22 @@ def _mean_std(vals):
   return f'{m:.4g}' + (f' ± {np.std(vals, ddof=1):.2g}' if len(vals) > 1 else '')
 
 
+def cell_name(data: str, pairs: int, student: str, row: str, seed: int) -> str:
+  return f'{data}.{pairs}.{student}.{row}.seed{seed}'
+
+
 def run_students(source, out: str, *, data: str, rows, students, pair_counts, seeds, steps: int,
-                 teacher_method: str, teacher_steps: int, test_pairs: int, grid: int):
-  """Trains (or reads back) every row; returns (records, table lines)."""
+                 teacher_method: str, teacher_steps: int, test_pairs: int, grid: int,
+                 cells_dir: str = ''):
+  """Trains (or reads back from the cells) every row; returns (records, table lines)."""
   for row in rows:  # a bad row fails now, not after hours of the others
     run_config(data, row, students[0], pair_counts[0], 0, 1, teacher_method, 1, 0)
+  done = Cells(cells_dir or os.path.join(out, 'cells'), dict(
+      source=model_release(common.ANIME64), steps=steps, teacher_method=teacher_method,
+      teacher_steps=teacher_steps, test_pairs=test_pairs, grid=grid), flag='--out (or --cells)')
+  todo = sum(not done.has(cell_name(data, n, st, r, sd)) for n in pair_counts
+             for st in students for r in rows for sd in seeds)
+  trained_s = []
   records = []
   lines = [f'# GPD students on {data}', '',
            f'{steps} student steps, seeds {list(seeds)} (mean ± std over seeds); teacher G_t: '
@@ -148,31 +166,32 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
       for row in rows:
         cell = []
         for seed in seeds:
-          c = run_config(data, row, student, n, seed, steps, teacher_method, teacher_steps,
-                         test_pairs)
-          work = os.path.join(out, 'runs', f'{data}.{n}.{student}.{row}.seed{seed}')
-          done = os.path.join(work, 'run.json')
-          if not os.path.isfile(done):
-            if row != 'oracle' and g_t is None:  # trained once, timed on its own
-              g_t = teacher(source, data, n, teacher_method, teacher_steps, out)
+          def train_and_score():
+            nonlocal g_t
+            c = run_config(data, row, student, n, seed, steps, teacher_method, teacher_steps,
+                           test_pairs)
+            work = os.path.join(out, 'runs', cell_name(data, n, student, row, seed))
             t0 = time.time()
-            gpd.train(c, work, source=source, adapted=None if row == 'oracle' else g_t)
-            write_text(os.path.join(work, 'minutes.json'),
-                       json.dumps({'minutes': round((time.time() - t0) / 60, 1)}))
-          with open(done) as f:
-            info = json.load(f)
-          minutes = None
-          if os.path.isfile(os.path.join(work, 'minutes.json')):
-            with open(os.path.join(work, 'minutes.json')) as f:
-              minutes = json.load(f)['minutes']
-          rec = dict(data=data, pairs=n, student=student, row=row, seed=seed, steps=steps,
-                     scores=info['test_scores'], minutes=minutes, workdir=work)
+            if not os.path.isfile(os.path.join(work, 'run.json')):  # else trained, not scored
+              if row != 'oracle' and g_t is None:  # trained once, timed on its own
+                g_t = teacher(source, data, n, teacher_method, teacher_steps, out)
+                t0 = time.time()
+              gpd.train(c, work, source=source, adapted=None if row == 'oracle' else g_t)
+            with open(os.path.join(work, 'run.json')) as f:
+              info = json.load(f)
+            images = api.load_student(work)(test_x[:grid])
+            trained_s.append(time.time() - t0)
+            rec = dict(data=data, pairs=n, student=student, row=row, seed=seed, steps=steps,
+                       scores=info['test_scores'], minutes=round(trained_s[-1] / 60, 1))
+            print(f'[{(time.time() - t_start) / 60:.1f} min] {eta(trained_s, todo)}', flush=True)
+            return rec, images
+          rec, images = done.get(cell_name(data, n, student, row, seed), train_and_score)
           records.append(rec)
           cell.append(rec)
           print(f'[{(time.time() - t_start) / 60:.1f} min] {data} {n} pairs {student} {row} '
-                f'seed {seed}: {paired.summary(info["test_scores"])}', flush=True)
+                f'seed {seed}: {paired.summary(rec["scores"])}', flush=True)
           if seed == seeds[0]:
-            blocks.append((f'{student} {row}', api.load_student(work)(test_x[:grid])))
+            blocks.append((f'{student} {row}', images))
         lines.append(f'| {student} | {row} | ' + ' | '.join(
             _mean_std([r['scores'].get(k) for r in cell]) for k in METRICS) +
             f' | {_mean_std([r["minutes"] for r in cell])} |')
@@ -229,7 +248,8 @@ def main(argv):
           source, out, data=DATA.value, rows=split(ROWS.value), students=split(STUDENTS.value),
           pair_counts=pair_counts, seeds=[int(s) for s in split(SEEDS.value)],
           steps=STEPS.value, teacher_method=TEACHER_METHOD.value,
-          teacher_steps=TEACHER_STEPS.value, test_pairs=TEST_PAIRS.value, grid=GRID.value)
+          teacher_steps=TEACHER_STEPS.value, test_pairs=TEST_PAIRS.value, grid=GRID.value,
+          cells_dir=CELLS.value)
       name = 'table'
   except (FsigError, ValueError) as e:
     fail(str(e))

@@ -20,8 +20,11 @@ and consistency, the stand-in for mIoU: SSIM between XDoG(output) and the
 input sketch (exact here, XDoG being the true operator).
 
 Writes OUT/table.md, OUT/table.json, OUT/grid.png (conditions, each row's
-outputs, true photos); OUT/runs holds the workdirs (a killed benchmark
-resumes) and OUT/scores the finished scores.
+outputs, true photos); OUT/runs holds the workdirs (a killed run resumes from
+its checkpoints) and OUT/cells (or --cells) each finished row's scores and
+grid row (fsig_jax.utils.cells): read back instead of trained again, and a
+committed folder (benchmarks/results/kdit_spade/cells_*) lets a later
+session finish the table.
 """
 import json
 import os
@@ -34,13 +37,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from configs import kdit_spade as configs  # noqa: E402  pylint: disable=g-import-not-at-top
+from configs import common, kdit_spade as configs  # noqa: E402  pylint: disable=g-import-not-at-top
 from fsig_jax import api  # noqa: E402
 from fsig_jax.data.pairs import load_pairs  # noqa: E402
 from fsig_jax.data.sketch import xdog_sketch  # noqa: E402
 from fsig_jax.distill import kdit_spade  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import features, paired, ssim  # noqa: E402
+from fsig_jax.utils.cells import Cells, eta, model_release  # noqa: E402
 from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
 from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
@@ -55,6 +59,8 @@ STAGE2 = flags.DEFINE_integer('stage2_steps', 20000, 'stage-2 steps, every row')
 WIDTHS = flags.DEFINE_string('widths', '', 'student overrides NAME=VALUE,... (every row)')
 NUM_TEST = flags.DEFINE_integer('num_test', 2000, 'test pairs scored')
 OUT = flags.DEFINE_string('out', 'out/kdit_spade', 'output folder')
+CELLS = flags.DEFINE_string('cells', '', 'folder of the finished rows (default OUT/cells); '
+                            'tables with the same settings can share one')
 
 STAGE1_ARG = {'distilled': 'spatial', 'nodiv': 'vector_nodiv', 'full': 'vector'}
 
@@ -92,7 +98,7 @@ def run_row(row: str, out: str, widths: dict) -> str:
 
 def main(argv):
   del argv
-  out = benchmark_setup(OUT.value, 'scores')
+  out = benchmark_setup(OUT.value)
   t0 = time.time()
   default_rows = 'scratch,distilled' if COND.value == 'spatial' else 'scratch,nodiv,full'
   rows = [r for r in (ROWS.value or default_rows).split(',') if r]
@@ -106,22 +112,29 @@ def main(argv):
     photos, sketches = photos[:NUM_TEST.value], sketches[:NUM_TEST.value]
     conds = sketches if COND.value == 'spatial' else features.extract_features(
         features.vgg16_features(), sketches)
-    records, blocks = {}, [('sketch', sketches[:8])]
+    done = Cells(CELLS.value or os.path.join(out, 'cells'), dict(
+        teacher=model_release(common.ANIME64),
+        pairs=PAIRS.value or configs.get_config(f'scratch,{COND.value}').data.train_pairs,
+        stage1_steps=STAGE1.value, stage2_steps=STAGE2.value, widths=widths,
+        num_test=NUM_TEST.value), flag='--out (or --cells)')
+    todo = sum(not done.has(f'{COND.value}.{row}.seed{SEED.value}') for row in rows)
+    trained_s, records, blocks = [], {}, [('sketch', sketches[:8])]
     for row in rows:
-      work = run_row(row, out, widths)
-      student = api.load_student(work)
-      path = os.path.join(out, 'scores', f'{COND.value}.{row}.seed{SEED.value}.json')
-      if not os.path.isfile(path):
+      def train_and_score():
+        t1 = time.time()
+        student = api.load_student(run_row(row, out, widths))
         y = student(conds, seed=0)
         scores = paired.score_pairs(y, photos, metrics=('lpips_alex', 'ssim', 'fid_vgg',
                                                          'kid_vgg'))
         scores['consistency'] = float(np.mean(np.concatenate([
             np.asarray(ssim.ssim(xdog_sketch(y[i:i + 64]), sketches[i:i + 64]))
             for i in range(0, len(y), 64)])))
-        write_text(path, json.dumps(scores, indent=2))
-      with open(path) as f:
-        records[row] = json.load(f)
-      blocks.append((row, student(conds[:8], seed=0)))
+        trained_s.append(time.time() - t1)
+        print(f'[{(time.time() - t0) / 60:.1f} min] {eta(trained_s, todo)}', flush=True)
+        return dict(scores, minutes=round(trained_s[-1] / 60, 1)), y[:8]
+      record, images = done.get(f'{COND.value}.{row}.seed{SEED.value}', train_and_score)
+      records[row] = {k: v for k, v in record.items() if k != 'minutes'}
+      blocks.append((row, images))
       print(f'[{(time.time() - t0) / 60:.1f} min] {row}: {paired.summary(records[row])} | '
             f'consistency {records[row]["consistency"]:.4f}', flush=True)
   except (FsigError, ValueError) as e:

@@ -26,8 +26,10 @@ arms' extra, data-free stage.
 
 Writes OUT/table.md, OUT/table.json and OUT/grid.png (inputs, references, each
 row's reference-guided outputs); OUT/runs/ holds the workdirs, so a killed
-benchmark resumes (finished runs are read back, unfinished ones resume from
-their checkpoints) and OUT/scores/ the finished scores.
+run resumes from its checkpoints, and OUT/cells (or --cells) each finished
+row's scores and grid row (fsig_jax.utils.cells): they are read back instead
+of trained again, and a committed folder (benchmarks/results/kdit/cells_*)
+lets a later session finish the table.
 """
 import itertools
 import json
@@ -47,6 +49,7 @@ from fsig_jax.data import targets  # noqa: E402
 from fsig_jax.distill import kdit, stargan  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import evaluate, features, fid, lpips  # noqa: E402
+from fsig_jax.utils.cells import Cells, eta, model_release  # noqa: E402
 from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
 from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
@@ -61,6 +64,8 @@ NUM_TEST = flags.DEFINE_integer('num_test', 500, 'test inputs per direction (<= 
 DIV_INPUTS = flags.DEFINE_integer('diversity_inputs', 50, 'inputs for LPIPS diversity')
 DIV_STYLES = flags.DEFINE_integer('diversity_styles', 10, 'outputs per input (StarGAN v2: 10)')
 OUT = flags.DEFINE_string('out', 'out/kdit', 'output folder')
+CELLS = flags.DEFINE_string('cells', '', 'folder of the finished rows (default OUT/cells); '
+                            'tables with the same settings can share one')
 
 NAMES = ('photo', 'sketch')
 
@@ -135,7 +140,7 @@ def score(student, tests, num_test: int) -> dict:
 
 def main(argv):
   del argv
-  out = benchmark_setup(OUT.value, 'scores')
+  out = benchmark_setup(OUT.value)
   t0 = time.time()
   rows = [r for r in ROWS.value.split(',') if r]
   try:
@@ -144,17 +149,27 @@ def main(argv):
       raise ValueError(f'unknown rows {unknown}; choose from scratch, '
                        f'{", ".join(common.KDIT_ABLATIONS)}')
     widths = _overrides(WIDTHS.value)
+    done = Cells(CELLS.value or os.path.join(out, 'cells'), dict(
+        teacher=model_release(common.ANIME64), stage1_steps=STAGE1.value,
+        stage2_steps=STAGE2.value, widths=widths, batch_size=BATCH.value,
+        num_test=NUM_TEST.value, diversity_inputs=DIV_INPUTS.value,
+        diversity_styles=DIV_STYLES.value), flag='--out (or --cells)')
     domains = stargan.load_domains(kdit_anime.get_config('scratch'), 64)
     tests = [targets.load_derived(s, 64) for s in common.KDIT_TEST]
-    records = {}
+    x, refs = tests[0][:8], tests[1][-8:]
+    todo = sum(not done.has(f'{row}.seed{SEED.value}') for row in rows)
+    trained_s, records, blocks = [], {}, [('photo', x), ('reference', refs)]
     for row in rows:
-      path = os.path.join(out, 'scores', f'{row}.seed{SEED.value}.json')
-      if not os.path.isfile(path):
-        work = stage2(row, out, widths, domains)
-        scores = score(api.load_student(work), tests, NUM_TEST.value)
-        write_text(path, json.dumps(scores, indent=2))
-      with open(path) as f:
-        records[row] = json.load(f)
+      def train_and_score():
+        t1 = time.time()
+        student = api.load_student(stage2(row, out, widths, domains))
+        scores = score(student, tests, NUM_TEST.value)
+        trained_s.append(time.time() - t1)
+        print(f'[{(time.time() - t0) / 60:.1f} min] {eta(trained_s, todo)}', flush=True)
+        return dict(scores, minutes=round(trained_s[-1] / 60, 1)), student(x, 1, reference=refs)
+      record, images = done.get(f'{row}.seed{SEED.value}', train_and_score)
+      records[row] = {k: v for k, v in record.items() if k != 'minutes'}
+      blocks.append((row, images))
       print(f'[{(time.time() - t0) / 60:.1f} min] {row}: {json.dumps(records[row])}',
             flush=True)
   except (FsigError, ValueError) as e:
@@ -173,11 +188,6 @@ def main(argv):
   write_text(os.path.join(out, 'table.md'), '\n'.join(lines) + '\n')
   write_text(os.path.join(out, 'table.json'),
              json.dumps({'argv': sys.argv[1:], 'rows': records}, indent=2))
-  x, refs = tests[0][:8], tests[1][-8:]
-  blocks = [('photo', x), ('reference', refs)]
-  for row in rows:
-    work = os.path.join(out, 'runs', f'stage2.{row}.seed{SEED.value}')
-    blocks.append((row, api.load_student(work)(x, 1, reference=refs)))
   save_labeled_grid(os.path.join(out, 'grid.png'), blocks)
   print('\n'.join(lines))
   print(f'wrote {out}/table.md, table.json, grid.png in {(time.time() - t0) / 60:.1f} min')

@@ -377,25 +377,18 @@ def test_fsig_table_cells_keep_grid_pixels(tmp_path):
   settings = dict(source='s', methods=['tgan'], targets=['babies'], seeds=[0], steps=2,
                   num_samples=16, eval_seed=0, hparams={}, method_kwargs={}, resolution=16,
                   inception_weights='')
-  cells = table.Cells(str(tmp_path / 'cells'), settings)
+  cells = table.open_cells(str(tmp_path / 'cells'), settings)
+  name = table.cell_name('babies', 'tgan', 0)
   samples = np.random.default_rng(0).uniform(-1.1, 1.1, (8, 16, 16, 3)).astype(np.float32)
-  cells.save('babies', 'tgan', 0, {'FID-VGG': 1.0}, samples)
+  cells.save(name, {'FID-VGG': 1.0}, samples)
   stored = np.load(tmp_path / 'cells' / 'babies.tgan.seed0.npz')['samples']
   assert stored.dtype == np.uint8
-  record, back = cells.load('babies', 'tgan', 0)
+  record, back = cells.load(name)
   assert record == {'FID-VGG': 1.0} and back.dtype == np.float32
   assert np.array_equal(make_grid(back), make_grid(samples))
   np.savez(tmp_path / 'cells' / 'babies.tgan.seed1.npz', samples=samples)  # older cells
   (tmp_path / 'cells' / 'babies.tgan.seed1.json').write_text('{}')
-  assert np.array_equal(cells.load('babies', 'tgan', 1)[1], samples)
-
-
-def test_fsig_table_eta():
-  """The runs left at the mean time of the runs trained in this invocation."""
-  eta = _fsig_table().eta
-  assert eta([60.0, 120.0], 6) == 'run 2 of 6, about 6 min left'
-  assert eta([3600.0], 4) == 'run 1 of 4, about 3.0 h left'
-  assert eta([10.0], 1) == 'run 1 of 1, about 0 min left'
+  assert np.array_equal(cells.load(table.cell_name('babies', 'tgan', 1))[1], samples)
 
 
 def test_fsig_table_feature_network_is_a_cell_setting(tmp_path):
@@ -405,14 +398,14 @@ def test_fsig_table_feature_network_is_a_cell_setting(tmp_path):
   settings = dict(source='s', methods=['tgan'], targets=['babies'], seeds=[0], steps=2,
                   num_samples=16, eval_seed=0, hparams={}, method_kwargs={}, resolution=16,
                   inception_weights='')
-  cells = table.Cells(str(tmp_path / 'cells'), settings)
-  cells.save('babies', 'tgan', 0, {'FID-VGG': 1.0})
+  cells = table.open_cells(str(tmp_path / 'cells'), settings)
+  cells.save(table.cell_name('babies', 'tgan', 0), {'FID-VGG': 1.0})
   saved = json.loads((tmp_path / 'cells' / 'settings.json').read_text())
   del saved['inception_weights']  # as written before the setting existed
   (tmp_path / 'cells' / 'settings.json').write_text(json.dumps(saved))
-  table.Cells(str(tmp_path / 'cells'), settings)  # resumes
+  table.open_cells(str(tmp_path / 'cells'), settings)  # resumes
   with pytest.raises(ValueError, match=r'other settings \(inception_weights'):
-    table.Cells(str(tmp_path / 'cells'), dict(settings, inception_weights='pt_inception.pth'))
+    table.open_cells(str(tmp_path / 'cells'), dict(settings, inception_weights='pt_inception.pth'))
   md = table.write_table(str(tmp_path / 't.md'), ['tgan'], ['babies'],
                          {('tgan', 'babies'): [{'FID': 12.5, 'intra-LPIPS': 0.5}]},
                          {'babies': 'x'}, dict(settings, inception_weights='pt.pth'))

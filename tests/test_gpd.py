@@ -378,3 +378,67 @@ def test_four_devices_match_one_device():
                      text=True, timeout=900)
   assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
   assert r.stdout.count('max diff') == 2
+
+
+_TABLE_SCRIPT = r'''
+import importlib.util, json, os, sys
+import numpy as np
+root, out = sys.argv[1], sys.argv[2]
+spec = importlib.util.spec_from_file_location('gpd_table', os.path.join(root, 'benchmarks',
+                                                                         'gpd_table.py'))
+table = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(table)
+trained = []
+rng = np.random.default_rng(0)
+photos = rng.uniform(-1, 1, (12, 8, 8, 3)).astype(np.float32)
+table.load_pairs = lambda *a: (photos, -photos)
+table.teacher = lambda *a: 'G_t'
+def train(c, work, source, adapted):
+  trained.append((os.path.basename(work), adapted))
+  os.makedirs(work, exist_ok=True)
+  with open(os.path.join(work, 'run.json'), 'w') as f:
+    json.dump({'test_scores': {'SSIM': 0.5 + 0.1 * c.seed, 'LPIPS-Alex': float(len(trained)),
+                               'count': 12}}, f)
+table.gpd.train = train
+table.api.load_student = lambda work: (lambda x: np.clip(x * 0.5, -1, 1))
+source = type('Source', (), {'config': type('C', (), {'resolution': 8})})()
+kw = dict(data='anime_sketch', rows=['bl', 'oracle'], students=['unet_mspade'], pair_counts=[10],
+          seeds=[0, 1], steps=int(sys.argv[3]), teacher_method='cdc', teacher_steps=1,
+          test_pairs=-1, grid=4)
+try:
+  records, lines = table.run_students(source, out, **kw)
+except ValueError as e:
+  print('ERROR', e)
+  raise SystemExit(0)
+print(json.dumps({'trained': trained, 'lines': lines,
+                  'cells': sorted(os.listdir(os.path.join(out, 'cells')))}))
+'''
+
+
+def test_table_keeps_finished_runs_as_cells(tmp_path):
+  """benchmarks/gpd_table.py (in a process of its own: it defines absl flags) saves each
+  scored run as a cell with its grid row, reads cells back instead of training again
+  (even with the run folders gone, as on a new checkout) and refuses other settings.
+  The trainer and the student are stand-ins here; the real ones are tested above."""
+  def table(steps):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, '-c', _TABLE_SCRIPT, str(ROOT), str(tmp_path / 'out'),
+                        str(steps)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()[-1]
+
+  first = json.loads(table(5))
+  assert first['trained'] == [['anime_sketch.10.unet_mspade.bl.seed0', 'G_t'],
+                              ['anime_sketch.10.unet_mspade.bl.seed1', 'G_t'],
+                              ['anime_sketch.10.unet_mspade.oracle.seed0', None],
+                              ['anime_sketch.10.unet_mspade.oracle.seed1', None]]
+  assert first['cells'] == sorted(
+      [f'anime_sketch.10.unet_mspade.{r}.seed{s}.{e}' for r in ('bl', 'oracle')
+       for s in (0, 1) for e in ('json', 'npz')] + ['settings.json'])
+  assert '| unet_mspade | bl | 1.5 ± 0.71 | – | 0.55 ± 0.071 |' in '\n'.join(first['lines'])
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.rmtree(tmp_path / 'out' / 'runs')
+  again = json.loads(table(5))
+  assert again['trained'] == [] and again['lines'] == first['lines']
+  assert (tmp_path / 'out' / 'grid_anime_sketch_10.png').exists()
+  assert table(6).startswith('ERROR') and 'other settings (steps' in table(6)
