@@ -1,8 +1,13 @@
 """KDIT's benchmark: StarGAN v2 from scratch vs distilled, on anime photos <-> sketches.
 
   python benchmarks/kdit_table.py --out=out/kdit                   # the paper's schedules
-  python benchmarks/kdit_table.py --stage1_steps=2000 --stage2_steps=4000 \\
-      --widths=dim_in=64,max_conv_dim=128,mapping_hidden=128 --out=out/kdit_cpu  # reduced
+  python benchmarks/kdit_table.py --rows=scratch,full --stage1_steps=2000 \\
+      --stage2_steps=2000 --widths=dim_in=32,max_conv_dim=128,mapping_hidden=128 \\
+      --cells=benchmarks/results/kdit/cells_cpu --out=out/kdit_cpu  # reduced for a CPU
+
+The reduced setting is what a 2-core CPU finishes in about an hour a row: stage 2
+ran 0.22 steps/s at dim_in=64 and 0.49 at dim_in=32 (batch 8, 2026-12-01, other
+jobs sharing the cores), so 4,000 steps at dim_in=64 would take 5 h a row.
 
 The offline analogue of the paper's cat2dog-200: two unpaired domains, 100 anime
 photos (train-split positions i * 314) and 100 XDoG sketches of other faces
