@@ -62,7 +62,7 @@ from fsig_jax.distill import gpd  # noqa: E402
 from fsig_jax.engine import export, loop  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import paired  # noqa: E402
-from fsig_jax.utils.cells import Cells, eta, model_release  # noqa: E402
+from fsig_jax.utils.cells import Cells, model_release  # noqa: E402
 from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
 from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
@@ -142,9 +142,8 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
   done = Cells(cells_dir or os.path.join(out, 'cells'), dict(
       source=model_release(common.ANIME64), steps=steps, teacher_method=teacher_method,
       teacher_steps=teacher_steps, test_pairs=test_pairs, grid=grid), flag='--out (or --cells)')
-  todo = sum(not done.has(cell_name(data, n, st, r, sd)) for n in pair_counts
-             for st in students for r in rows for sd in seeds)
-  trained_s = []
+  done.plan([cell_name(data, n, st, r, sd) for n in pair_counts for st in students
+             for r in rows for sd in seeds])
   records = []
   lines = [f'# GPD students on {data}', '',
            f'{steps} student steps, seeds {list(seeds)} (mean ± std over seeds); teacher G_t: '
@@ -180,10 +179,8 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
             with open(os.path.join(work, 'run.json')) as f:
               info = json.load(f)
             images = api.load_student(work)(test_x[:grid])
-            trained_s.append(time.time() - t0)
             rec = dict(data=data, pairs=n, student=student, row=row, seed=seed, steps=steps,
-                       scores=info['test_scores'], minutes=round(trained_s[-1] / 60, 1))
-            print(f'[{(time.time() - t_start) / 60:.1f} min] {eta(trained_s, todo)}', flush=True)
+                       scores=info['test_scores'], minutes=round((time.time() - t0) / 60, 1))
             return rec, images
           rec, images = done.get(cell_name(data, n, student, row, seed), train_and_score)
           records.append(rec)

@@ -44,7 +44,7 @@ from fsig_jax.data.sketch import xdog_sketch  # noqa: E402
 from fsig_jax.distill import kdit_spade  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import features, paired, ssim  # noqa: E402
-from fsig_jax.utils.cells import Cells, eta, model_release  # noqa: E402
+from fsig_jax.utils.cells import Cells, model_release  # noqa: E402
 from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
 from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
@@ -117,8 +117,8 @@ def main(argv):
         pairs=PAIRS.value or configs.get_config(f'scratch,{COND.value}').data.train_pairs,
         stage1_steps=STAGE1.value, stage2_steps=STAGE2.value, widths=widths,
         num_test=NUM_TEST.value), flag='--out (or --cells)')
-    todo = sum(not done.has(f'{COND.value}.{row}.seed{SEED.value}') for row in rows)
-    trained_s, records, blocks = [], {}, [('sketch', sketches[:8])]
+    done.plan([f'{COND.value}.{row}.seed{SEED.value}' for row in rows])
+    records, blocks = {}, [('sketch', sketches[:8])]
     for row in rows:
       def train_and_score():
         t1 = time.time()
@@ -129,11 +129,9 @@ def main(argv):
         scores['consistency'] = float(np.mean(np.concatenate([
             np.asarray(ssim.ssim(xdog_sketch(y[i:i + 64]), sketches[i:i + 64]))
             for i in range(0, len(y), 64)])))
-        trained_s.append(time.time() - t1)
-        print(f'[{(time.time() - t0) / 60:.1f} min] {eta(trained_s, todo)}', flush=True)
-        return dict(scores, minutes=round(trained_s[-1] / 60, 1)), y[:8]
+        return dict(scores=scores, minutes=round((time.time() - t1) / 60, 1)), y[:8]
       record, images = done.get(f'{COND.value}.{row}.seed{SEED.value}', train_and_score)
-      records[row] = {k: v for k, v in record.items() if k != 'minutes'}
+      records[row] = record['scores']
       blocks.append((row, images))
       print(f'[{(time.time() - t0) / 60:.1f} min] {row}: {paired.summary(records[row])} | '
             f'consistency {records[row]["consistency"]:.4f}', flush=True)

@@ -54,7 +54,7 @@ from fsig_jax.data import targets  # noqa: E402
 from fsig_jax.distill import kdit, stargan  # noqa: E402
 from fsig_jax.errors import FsigError  # noqa: E402
 from fsig_jax.metrics import evaluate, features, fid, lpips  # noqa: E402
-from fsig_jax.utils.cells import Cells, eta, model_release  # noqa: E402
+from fsig_jax.utils.cells import Cells, model_release  # noqa: E402
 from fsig_jax.utils.cli import benchmark_setup, fail, run_main  # noqa: E402
 from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
@@ -162,18 +162,17 @@ def main(argv):
     domains = stargan.load_domains(kdit_anime.get_config('scratch'), 64)
     tests = [targets.load_derived(s, 64) for s in common.KDIT_TEST]
     x, refs = tests[0][:8], tests[1][-8:]
-    todo = sum(not done.has(f'{row}.seed{SEED.value}') for row in rows)
-    trained_s, records, blocks = [], {}, [('photo', x), ('reference', refs)]
+    done.plan([f'{row}.seed{SEED.value}' for row in rows])
+    records, blocks = {}, [('photo', x), ('reference', refs)]
     for row in rows:
       def train_and_score():
         t1 = time.time()
         student = api.load_student(stage2(row, out, widths, domains))
         scores = score(student, tests, NUM_TEST.value)
-        trained_s.append(time.time() - t1)
-        print(f'[{(time.time() - t0) / 60:.1f} min] {eta(trained_s, todo)}', flush=True)
-        return dict(scores, minutes=round(trained_s[-1] / 60, 1)), student(x, 1, reference=refs)
+        return (dict(scores=scores, minutes=round((time.time() - t1) / 60, 1)),
+                student(x, 1, reference=refs))
       record, images = done.get(f'{row}.seed{SEED.value}', train_and_score)
-      records[row] = {k: v for k, v in record.items() if k != 'minutes'}
+      records[row] = record['scores']
       blocks.append((row, images))
       print(f'[{(time.time() - t0) / 60:.1f} min] {row}: {json.dumps(records[row])}',
             flush=True)

@@ -55,3 +55,20 @@ def test_model_release(tmp_path):
   assert cells_lib.model_release(str(tmp_path)) == f'{tmp_path.name} (step 21000, 2026-11-30)'
   (tmp_path / 'card.json').write_text(json.dumps({'name': 'anime64', 'step': 1, 'date': 'd'}))
   assert cells_lib.model_release(str(tmp_path) + '/') == 'anime64 (step 1, d)'
+
+
+def test_get_runs_a_missing_cell_once_and_reports_progress(tmp_path, capsys):
+  """get() runs and saves a missing cell, reads a finished one back without running
+  it; after plan() each run prints the ETA line over the cells still to run."""
+  cells = cells_lib.Cells(str(tmp_path), {'steps': 1})
+  cells.save('done.seed0', {'x': 0})
+  calls = []
+
+  def run():
+    calls.append(1)
+    return {'x': len(calls)}, None
+  assert cells.plan(['done.seed0', 'a.seed0', 'b.seed0']) == 2
+  assert cells.get('done.seed0', run) == ({'x': 0}, None) and not calls
+  assert cells.get('a.seed0', run) == ({'x': 1}, None)
+  assert cells.get('a.seed0', run) == ({'x': 1}, None) and len(calls) == 1
+  assert capsys.readouterr().out.startswith('a.seed0: run 1 of 2, about ')

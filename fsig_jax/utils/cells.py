@@ -20,6 +20,7 @@ renamed, so a killed table never leaves half a cell.
 import json
 import os
 import statistics
+import time
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -108,11 +109,24 @@ class Cells:
                    suffix='.tmp.npz')
     write_text(path + '.json', json.dumps(finite(record), indent=2, default=str))
 
+  def plan(self, names: Sequence[str]) -> int:
+    """Names the cells this invocation will `get`, for the progress line: returns
+    how many are still to run."""
+    self._todo = sum(not self.has(n) for n in names)
+    self._run_s = []
+    return self._todo
+
   def get(self, name: str, run: Callable[[], Tuple[dict, Any]]):
     """(record, images) of cell `name`: read back when finished, else `run()` (which
-    trains and scores the run and returns its record and images or None), saved."""
+    trains and scores the run and returns its record and images or None), saved;
+    after `plan`, each run prints 'NAME: run k of n, about T left'."""
     if not self.has(name):
-      self.save(name, *run())
+      t0 = time.time()
+      record, images = run()
+      self.save(name, record, images)
+      if getattr(self, '_todo', 0):
+        self._run_s.append(time.time() - t0)
+        print(f'{name}: {eta(self._run_s, self._todo)}', flush=True)
     return self.load(name)
 
 
