@@ -66,7 +66,8 @@ once each; a rerun with the same --out reuses them from OUT/xla_cache), and
 50-sample evaluation. --quick ends by printing the full setting's run time
 scaled from its own measurements: 12.5 h on this CPU (25 h under the heavier
 load), plus about 1 h for EWC's 5000-sample Fisher, which the estimate does
-not model.
+not model: once per seed, kept in OUT/cache and reused by the other targets'
+ewc and ewc+rick runs (methods/ewc.py `fisher_cache`).
 """
 import json
 import logging
@@ -344,6 +345,12 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
             print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: done earlier', flush=True)
             continue
           config = run_config_for(method, target, steps, seed, hparams, method_kwargs)
+          if 'ewc' in run_config.method_names(config):
+            # EWC's Fisher depends on the source and the seed only: estimated (about
+            # 1 h at 5,000 samples here) by the first run, reused bit-identically by the
+            # other targets' and ewc+rick's (methods/ewc.py `fisher_cache`).
+            config.method.kwargs['ewc'] = dict(config.method.kwargs.get('ewc', {}),
+                                               fisher_cache=cache)
           rate_log.rate = float('nan')
           t0 = time.time()
           # A workdir per run, so a killed table resumes the run from its last

@@ -313,10 +313,11 @@ def test_each_discriminator_trains_only_on_its_steps():
                                                   jax.tree.leaves(s2['D']['fine'])))
 
 
-def test_pix2pix_student_with_its_conditional_patchgan():
-  """The augmentation study's student: cGAN (the D sees photo and output), L1."""
+def test_pix2pix_student_with_its_conditional_patchgan(tmp_path):
+  """The augmentation study's student: cGAN (the D sees photo and output), L1. Its BL
+  row (real pairs only) neither adapts nor loads a teacher G_t."""
   shared_path('data', 'anime_faces_64', 'train')
-  source, adapted = _tiny_teachers()
+  source, _ = _tiny_teachers()
   c = tiny_config(row='bl', steps=2)
   p = gpd_anime_sketch.get_config('bl,pix2pix')
   c.student, c.gpd = p.student, p.gpd
@@ -324,8 +325,12 @@ def test_pix2pix_student_with_its_conditional_patchgan():
   c.gpd.ndf = 8
   s0 = gpd.init_state(c, gpd.student_config(c, RES), RES, jax.random.PRNGKey(c.seed))
   assert s0['D']['coarse']['conv0']['kernel'].shape[2] == 6  # photo + output channels
-  state, model = gpd.train(c, None, source=source, adapted=adapted)
+  assert c.teacher.kind == 'adapted' and not c.teacher.adapted and not gpd.adapts_here(c)
+  state, model = gpd.train(c, str(tmp_path / 'bl'), source=source)
   assert model.config.arch == 'pix2pix' and int(state['step']) == 2
+  assert not (tmp_path / 'bl' / 'teacher').exists()  # no adaptation sub-run
+  with open(tmp_path / 'bl' / 'run.json') as f:
+    assert json.load(f)['teacher'] == 'none (real pairs only)'
 
 
 def test_bad_config_errors():
@@ -392,7 +397,8 @@ trained = []
 rng = np.random.default_rng(0)
 photos = rng.uniform(-1, 1, (12, 8, 8, 3)).astype(np.float32)
 table.load_pairs = lambda *a: (photos, -photos)
-table.teacher = lambda *a: 'G_t'
+made = []
+table.teacher = lambda *a: made.append(a[3]) or 'G_t'
 def train(c, work, source, adapted):
   trained.append((os.path.basename(work), adapted))
   os.makedirs(work, exist_ok=True)
@@ -410,7 +416,7 @@ try:
 except ValueError as e:
   print('ERROR', e)
   raise SystemExit(0)
-print(json.dumps({'trained': trained, 'lines': lines,
+print(json.dumps({'trained': trained, 'lines': lines, 'teachers': made,
                   'cells': sorted(os.listdir(os.path.join(out, 'cells')))}))
 '''
 
@@ -428,8 +434,10 @@ def test_table_keeps_finished_runs_as_cells(tmp_path):
     return r.stdout.strip().splitlines()[-1]
 
   first = json.loads(table(5))
-  assert first['trained'] == [['anime_sketch.10.unet_mspade.bl.seed0', 'G_t'],
-                              ['anime_sketch.10.unet_mspade.bl.seed1', 'G_t'],
+  # Neither BL (real pairs only) nor the oracle (XDoG) needs the adapted teacher.
+  assert first['teachers'] == []
+  assert first['trained'] == [['anime_sketch.10.unet_mspade.bl.seed0', None],
+                              ['anime_sketch.10.unet_mspade.bl.seed1', None],
                               ['anime_sketch.10.unet_mspade.oracle.seed0', None],
                               ['anime_sketch.10.unet_mspade.oracle.seed1', None]]
   assert first['cells'] == sorted(

@@ -1,5 +1,7 @@
 """EWC: Fisher against an explicit per-sample loop, the penalty by hand, engine steps."""
 import functools
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -98,3 +100,38 @@ def test_three_engine_steps(bundle):
   # The Fisher is fixed method state: the step carries it through unchanged.
   for a, b in zip(jax.tree.leaves(fisher), jax.tree.leaves(state['method']['ewc']['fisher'])):
     np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_fisher_cache_reuses_the_estimate_bit_identically(bundle, tmp_path, monkeypatch):
+  ewc_module = sys.modules['fsig_jax.methods.ewc']  # the package exports the function 'ewc'
+  from fsig_jax.errors import FsigError
+  hp = tiny_hparams(pl_weight=0.0, r1_gamma=0.0)
+  cache = str(tmp_path / 'cache')
+  fisher_of = lambda key, **kw: jax.device_get(init_state(  # noqa: E731
+      bundle, hp, compose(ewc(n_samples=N_FISHER, chunk=CHUNK, **kw)),
+      jax.random.PRNGKey(key))['method']['ewc']['fisher'])
+  first = fisher_of(1, fisher_cache=cache)
+  files = sorted(os.listdir(cache))
+  assert len(files) == 1 and files[0].startswith('ewc_fisher_'), files
+  calls = []
+  real = ewc_module.fisher_diagonal
+  monkeypatch.setattr(ewc_module, 'fisher_diagonal', lambda *a, **k: calls.append(1) or real(*a, **k))
+  again = fisher_of(1, fisher_cache=cache)
+  assert not calls  # read back, not estimated
+  for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert jax.tree.structure(first) == jax.tree.structure(again)
+  # The same values as without the cache.
+  for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(fisher_of(1)), strict=True):
+    np.testing.assert_array_equal(a, b)
+  # Another seed (other latents and noise) is another estimate and another file.
+  other = fisher_of(2, fisher_cache=cache)
+  assert len(calls) == 2 and len(os.listdir(cache)) == 2
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(first),
+                                                      jax.tree.leaves(other)))
+  # A damaged file names itself and the fix.
+  path = os.path.join(cache, files[0])
+  with open(path, 'wb') as f:
+    f.write(b'not a zip')
+  with pytest.raises(FsigError, match='delete the file'):
+    fisher_of(1, fisher_cache=cache)

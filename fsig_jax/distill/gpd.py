@@ -212,16 +212,31 @@ def load_source(config, need_d: bool) -> ModelBundle:
                     require_discriminator=need_d)
 
 
+def uses_teacher_pairs(config) -> bool:
+  """False when every step is a real pair (the BL row, gpd.real_every = 1): then no
+  teacher G_t is made or loaded, as the run never draws a teacher pair."""
+  return config.gpd.real_every != 1
+
+
 def adapts_here(config) -> bool:
   """True when G_t is made by this run (an adaptation sub-run, which needs G_s's D)."""
-  return config.teacher.kind == 'adapted' and not config.teacher.adapted
+  return (config.teacher.kind == 'adapted' and not config.teacher.adapted
+          and uses_teacher_pairs(config))
+
+
+def teacher_name(config, adapted: Optional[ModelBundle]) -> str:
+  """The teacher as logs and run.json name it."""
+  if not uses_teacher_pairs(config):
+    return 'none (real pairs only)'
+  return 'xdog_oracle' if adapted is None else adapted.source
 
 
 def load_teachers(config, workdir: Optional[str], train_targets: np.ndarray,
                   source: ModelBundle, adapted: Optional[ModelBundle] = None):
   """(G_s, G_t or None for the oracle): G_t given, loaded, or adapted here from
-  `source` on the training targets (under WORKDIR/teacher, resumable)."""
-  if config.teacher.kind == 'xdog_oracle':
+  `source` on the training targets (under WORKDIR/teacher, resumable); None too
+  when the run draws no teacher pair (`uses_teacher_pairs`)."""
+  if config.teacher.kind == 'xdog_oracle' or not uses_teacher_pairs(config):
     return source, None
   if adapted is None and config.teacher.adapted:
     spec = config.teacher.adapted
@@ -421,7 +436,7 @@ def train(config, workdir: Optional[str] = None, *, source: Optional[ModelBundle
   start = run.start(state)
   log.info('GPD student %s at %dpx: %d training pairs from %s, teacher %s, steps %d..%d',
            scfg.arch, res, len(train_x), config.data.pairs,
-           'XDoG oracle' if adapted is None else adapted.source, start, config.steps)
+           teacher_name(config, adapted), start, config.steps)
 
   step = start
   while step < config.steps:
@@ -456,6 +471,6 @@ def train(config, workdir: Optional[str] = None, *, source: Optional[ModelBundle
                                 metrics=[m for m in config.eval.metrics.split(',') if m])
     log.info('test pairs: %s', paired.summary(scores))
   run.export(model, {'trainer': 'gpd', 'steps': step, 'student': scfg.arch,
-                     'teacher': 'xdog_oracle' if adapted is None else adapted.source,
+                     'teacher': teacher_name(config, adapted),
                      'source': source.source, 'test_scores': scores})
   return state, model

@@ -30,14 +30,20 @@ Note: sony/nnabla-examples' stylegan2-ewc (EWC/EWC_loss.py) accumulates
 unsquared gradients and averages the penalty per tensor (`F.mean`); we keep
 the paper's sum of F (theta - theta_S)^2 with squared gradients.
 """
-from typing import Any
+import os
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from fsig_jax.errors import FsigError
 
 import fsig_jax.methods.fisher as fisher
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.models.config import StyleGAN2Config
+from fsig_jax.utils import trees
+from fsig_jax.utils.files import write_atomic
 
 
 def fisher_diagonal(cfg: StyleGAN2Config, g_params, g_buffers, d_params, zs: jax.Array,
@@ -71,7 +77,39 @@ def ewc_penalty(params, source_params, fisher) -> jax.Array:
   return sum(jax.tree.leaves(terms))
 
 
-def ewc(weight: float = 5e8, n_samples: int = 5000, chunk: int = 8) -> Method:
+def load_or_estimate(cache_dir: str, inputs: dict, estimate: Callable[[], Any]) -> Any:
+  """The Fisher of `inputs` from `cache_dir`, or `estimate()` saved there (atomically).
+
+  The file is named by `trees.digest(inputs)`, a hash of every value the
+  estimate depends on, so a cached Fisher is used only for bit-identical
+  inputs and the run is the same as without the cache. An unreadable or
+  mismatched file raises FsigError naming it and the fix (delete it).
+  """
+  path = os.path.join(cache_dir, f'ewc_fisher_{trees.digest(inputs)}.npz')
+  like = inputs['g_params']
+  paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(like)]
+  if os.path.exists(path):
+    try:
+      with np.load(path, allow_pickle=False) as data:
+        leaves = [np.asarray(data[p]) for p in paths]
+    except (OSError, ValueError, KeyError) as e:
+      raise FsigError(f'EWC Fisher cache {path} cannot be read ({e}); delete the file and '
+                      'the Fisher is estimated again') from e
+    for p, x, ref in zip(paths, leaves, jax.tree.leaves(like)):
+      if x.shape != ref.shape:
+        raise FsigError(f'EWC Fisher cache {path}: {p} has shape {x.shape}, the generator '
+                        f'{ref.shape}; delete the file and the Fisher is estimated again')
+    return jax.tree.unflatten(jax.tree.structure(like), [jnp.asarray(x) for x in leaves])
+  diag = estimate()
+  arrays = dict(zip(paths, (np.asarray(x) for x in jax.tree.leaves(jax.device_get(diag)))))
+  if jax.process_index() == 0:
+    write_atomic(path, lambda tmp: np.savez(tmp, **arrays), suffix='.tmp.npz',
+                 setting='method.kwargs.ewc.fisher_cache')
+  return diag
+
+
+def ewc(weight: float = 5e8, n_samples: int = 5000, chunk: int = 8,
+        fisher_cache: str = '') -> Method:
   """EWC as a plug-in: Fisher at init, penalty term 'g_ewc' in the G loss.
 
   Args:
@@ -86,6 +124,11 @@ def ewc(weight: float = 5e8, n_samples: int = 5000, chunk: int = 8) -> Method:
       single-image gradients is stable; AdAM probes with 20 images,
       `num_batch_fisher` 5 x batch 4, but only to rank filters).
     chunk: per-sample gradients computed together (speed/memory only).
+    fisher_cache: a folder where the Fisher is kept and reused by every run
+      whose starting G and D, latents, noise and chunk are bit-identical (the
+      file name is their digest), e.g. the runs of one source and seed on
+      several targets; '' (default) estimates it in every run. The run is the
+      same either way: the cached values are the estimate's own.
 
   Returns:
     The Method named 'ewc'.
@@ -100,8 +143,11 @@ def ewc(weight: float = 5e8, n_samples: int = 5000, chunk: int = 8) -> Method:
     kz, kn = jax.random.split(ictx.key)
     zs = jax.random.normal(kz, (n_samples, bundle.config.z_dim), jnp.float32)
     noise_keys = jax.random.split(kn, n_samples)
-    diag = fisher_diagonal(bundle.config, g['params'], g['buffers'], d['params'], zs,
-                           noise_keys, chunk=chunk)
+    inputs = dict(g_params=g['params'], g_buffers=g['buffers'], d_params=d['params'], zs=zs,
+                  noise_keys=noise_keys, chunk=np.int64(chunk))
+    estimate = lambda: fisher_diagonal(bundle.config, g['params'], g['buffers'],  # noqa: E731
+                                       d['params'], zs, noise_keys, chunk=chunk)
+    diag = load_or_estimate(fisher_cache, inputs, estimate) if fisher_cache else estimate()
     return MethodInit(state={'fisher': diag})
 
   def g_terms(ctx, mstate):
