@@ -96,7 +96,7 @@ from fsig_jax.metrics import evaluate  # noqa: E402
 from fsig_jax.models import presets  # noqa: E402
 from fsig_jax.models.bundle import ModelBundle, init_bundle  # noqa: E402
 from fsig_jax.utils.cli import fail, parse_seeds, run_main  # noqa: E402
-from fsig_jax.utils.cells import Cells, eta, finite  # noqa: E402
+from fsig_jax.utils.cells import Cells, finite  # noqa: E402
 from fsig_jax.utils.files import write_text  # noqa: E402
 from fsig_jax.utils.images import save_labeled_grid  # noqa: E402
 
@@ -298,9 +298,8 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                   inception_weights=os.path.basename(inception_weights or ''))
   extractor = evaluate.feature_extractor(inception_weights)
   done = open_cells(cells_dir or os.path.join(out, 'cells'), settings)
-  todo = sum(not done.has(cell_name(t, m, seed)) for t in targets for m in methods
-             for seed in seeds_of(seeds, t))
-  trained_s = []  # wall time of each run trained and scored here, for the ETA
+  # Each run trained here prints 'run k of n, about T left' (Cells.get).
+  done.plan([cell_name(t, m, seed) for t in targets for m in methods for seed in seeds_of(seeds, t)])
   try:
     for target in targets:
       target_seeds = seeds_of(seeds, target)
@@ -334,49 +333,45 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
       blocks.append((f'{target}: source', samples))
       for method in methods:
         for seed in target_seeds:
-          saved = done.load(cell_name(target, method, seed))
-          if saved is not None:
-            record, samples = saved
-            cells.setdefault((method, target), []).append(record)
-            records.append(record)
-            rates.setdefault(method, []).append(record.get('steps_per_second') or float('nan'))
-            if seed == target_seeds[0] and samples is not None:
-              blocks.append((f'{target}: {method}', samples))
+          name = cell_name(target, method, seed)
+          if done.has(name):
             print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: done earlier', flush=True)
-            continue
-          config = run_config_for(method, target, steps, seed, hparams, method_kwargs)
-          if 'ewc' in run_config.method_names(config):
-            # EWC's Fisher depends on the source and the seed only: estimated (about
-            # 1 h at 5,000 samples here) by the first run, reused bit-identically by the
-            # other targets' and ewc+rick's (methods/ewc.py `fisher_cache`).
-            config.method.kwargs['ewc'] = dict(config.method.kwargs.get('ewc', {}),
-                                               fisher_cache=cache)
-          rate_log.rate = float('nan')
-          t0 = time.time()
-          # A workdir per run, so a killed table resumes the run from its last
-          # checkpoint; removed once the run's cell is saved.
-          work = os.path.join(out, 'runs', f'{target}.{method}.seed{seed}')
-          _, adapted = loop.train(config, work, bundle=source, images=images)
-          train_s = time.time() - t0
-          rates.setdefault(method, []).append(rate_log.rate)
-          t0 = time.time()
-          result = evaluate.evaluate(adapted, **kw)
-          eval_s = time.time() - t0
-          record = dict(result, method=method, target=target, train_seed=seed,
-                        train_seconds=round(train_s, 1), steps_per_second=rate_log.rate,
-                        eval_seconds=round(eval_s, 1))
-          samples = None
-          if seed == target_seeds[0]:
-            samples = evaluate.generate_samples(adapted, z_grid, eval_seed, eval_batch_size)
-            blocks.append((f'{target}: {method}', samples))
-          done.save(cell_name(target, method, seed), record, samples)
-          shutil.rmtree(work, ignore_errors=True)
-          trained_s.append(train_s + eval_s)
+
+          def train_and_score(method=method, seed=seed):
+            config = run_config_for(method, target, steps, seed, hparams, method_kwargs)
+            if 'ewc' in run_config.method_names(config):
+              # EWC's Fisher depends on the source and the seed only: estimated (about
+              # 1 h at 5,000 samples here) by the first run, reused bit-identically by the
+              # other targets' and ewc+rick's (methods/ewc.py `fisher_cache`).
+              config.method.kwargs['ewc'] = dict(config.method.kwargs.get('ewc', {}),
+                                                 fisher_cache=cache)
+            rate_log.rate = float('nan')
+            t0 = time.time()
+            # A workdir per run, so a killed table resumes the run from its last
+            # checkpoint; removed once the run's cell is saved.
+            work = os.path.join(out, 'runs', f'{target}.{method}.seed{seed}')
+            _, adapted = loop.train(config, work, bundle=source, images=images)
+            train_s = time.time() - t0
+            t0 = time.time()
+            result = evaluate.evaluate(adapted, **kw)
+            eval_s = time.time() - t0
+            record = dict(result, method=method, target=target, train_seed=seed,
+                          train_seconds=round(train_s, 1), steps_per_second=rate_log.rate,
+                          eval_seconds=round(eval_s, 1))
+            samples = (evaluate.generate_samples(adapted, z_grid, eval_seed, eval_batch_size)
+                       if seed == target_seeds[0] else None)
+            print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: train {train_s:.0f}s '
+                  f'({rate_log.rate:.2f} it/s), eval {eval_s:.0f}s | '
+                  f'{evaluate.summary(result)}', flush=True)
+            return record, samples
+
+          record, samples = done.get(name, train_and_score)
+          shutil.rmtree(os.path.join(out, 'runs', name), ignore_errors=True)
           cells.setdefault((method, target), []).append(record)
           records.append(record)
-          print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: train {train_s:.0f}s '
-                f'({rate_log.rate:.2f} it/s), eval {eval_s:.0f}s | {evaluate.summary(result)}'
-                f' | {eta(trained_s, todo)}', flush=True)
+          rates.setdefault(method, []).append(record.get('steps_per_second') or float('nan'))
+          if seed == target_seeds[0] and samples is not None:
+            blocks.append((f'{target}: {method}', samples))
   finally:
     log.removeHandler(rate_log)
     log.setLevel(level)
