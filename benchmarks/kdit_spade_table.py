@@ -4,9 +4,11 @@
   python benchmarks/kdit_spade_table.py --cond=spatial --rows=scratch,distilled --out=out/ks
   # 2. vector conditions (an analogue of text-to-image: pooled VGG16 features of the sketch)
   python benchmarks/kdit_spade_table.py --cond=vector --rows=scratch,nodiv,full --out=out/kv
-  # reduced for the CPU (every arm the same stage-2 steps and widths):
-  python benchmarks/kdit_spade_table.py --cond=spatial --stage1_steps=1000 \\
-      --stage2_steps=2000 --widths=nf=16,max_channels=128,spade_hidden=32 --out=out/ks_cpu
+  # reduced for the CPU (every arm the same stage-2 steps and widths; COND is
+  # spatial or vector, whose cells are committed in cells_vector_cpu):
+  python benchmarks/kdit_spade_table.py --cond=COND --stage1_steps=1000 \\
+      --stage2_steps=2000 --widths=nf=16,max_channels=128,spade_hidden=32 \\
+      --cells=benchmarks/results/kdit_spade/cells_COND_cpu --out=out/kCOND_cpu
 
 Rows are configs/kdit_spade.py runs: scratch = stage 2 from initialisation;
 distilled (spatial: the paper's dagger row), nodiv (vector without the
@@ -24,7 +26,8 @@ outputs, true photos); OUT/runs holds the workdirs (a killed run resumes from
 its checkpoints) and OUT/cells (or --cells) each finished row's scores and
 grid row (fsig_jax.utils.cells): read back instead of trained again, and a
 committed folder (benchmarks/results/kdit_spade/cells_*) lets a later
-session finish the table.
+session finish the table. The two conditions need folders of their own (their
+default pair counts differ, and the pair count is a setting of the cells).
 """
 import json
 import os
