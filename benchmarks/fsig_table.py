@@ -334,10 +334,13 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
       for method in methods:
         for seed in target_seeds:
           name = cell_name(target, method, seed)
+          # A workdir per run, so a killed table resumes the run from its last
+          # checkpoint; removed once the run's cell is saved.
+          work = os.path.join(out, 'runs', name)
           if done.has(name):
             print(f'[{_elapsed(t_start)}] {target} {method} seed {seed}: done earlier', flush=True)
 
-          def train_and_score(method=method, seed=seed):
+          def train_and_score(method=method, seed=seed, work=work):
             config = run_config_for(method, target, steps, seed, hparams, method_kwargs)
             if 'ewc' in run_config.method_names(config):
               # EWC's Fisher depends on the source and the seed only: estimated (about
@@ -347,9 +350,6 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
                                                  fisher_cache=cache)
             rate_log.rate = float('nan')
             t0 = time.time()
-            # A workdir per run, so a killed table resumes the run from its last
-            # checkpoint; removed once the run's cell is saved.
-            work = os.path.join(out, 'runs', f'{target}.{method}.seed{seed}')
             _, adapted = loop.train(config, work, bundle=source, images=images)
             train_s = time.time() - t0
             t0 = time.time()
@@ -366,7 +366,7 @@ def run_table(source: ModelBundle, *, methods: Sequence[str], targets: Sequence[
             return record, samples
 
           record, samples = done.get(name, train_and_score)
-          shutil.rmtree(os.path.join(out, 'runs', name), ignore_errors=True)
+          shutil.rmtree(work, ignore_errors=True)
           cells.setdefault((method, target), []).append(record)
           records.append(record)
           rates.setdefault(method, []).append(record.get('steps_per_second') or float('nan'))

@@ -172,10 +172,11 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
             work = os.path.join(out, 'runs', cell_name(data, n, student, row, seed))
             t0 = time.time()
             if not os.path.isfile(os.path.join(work, 'run.json')):  # else trained, not scored
-              if gpd.adapts_here(c) and g_t is None:  # trained once, timed on its own
+              needs_g_t = gpd.adapts_here(c)  # not BL (real pairs only) nor the oracle
+              if needs_g_t and g_t is None:  # trained once, timed on its own
                 g_t = teacher(source, data, n, teacher_method, teacher_steps, out)
                 t0 = time.time()
-              gpd.train(c, work, source=source, adapted=g_t if gpd.adapts_here(c) else None)
+              gpd.train(c, work, source=source, adapted=g_t if needs_g_t else None)
             with open(os.path.join(work, 'run.json')) as f:
               info = json.load(f)
             images = api.load_student(work)(test_x[:grid])

@@ -38,7 +38,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from fsig_jax.errors import FsigError
-
 import fsig_jax.methods.fisher as fisher
 from fsig_jax.methods.base import Method, MethodInit
 from fsig_jax.models.config import StyleGAN2Config
