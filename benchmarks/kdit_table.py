@@ -5,11 +5,13 @@
       --stage2_steps=2000 --widths=dim_in=32,max_conv_dim=128,mapping_hidden=128 \\
       --cells=benchmarks/results/kdit/cells_cpu --out=out/kdit_cpu  # reduced for a CPU
 
-The reduced setting is one a 2-core CPU finishes within a session: stage 2 ran
-0.22 steps/s at dim_in=64 and 0.49 at dim_in=32 (batch 8, 2026-12-01, other jobs
-sharing the cores), so 2,000 steps take about 70 min a row (4,000 at dim_in=64
-would take 5 h); stage 1 ran 1.45 steps/s (dim_in=64), about 25 min more for a
-distilled row. Estimates from 20-30 timed steps, not from a finished table.
+The reduced setting is one a 2-core CPU finishes within a session. Its rows
+in benchmarks/results/kdit/cells_cpu (2026-12-01, no other job on the 2 cores
+unless said): stage 2 ran 0.64-0.82 steps/s at dim_in=32, batch 8 (0.43-0.50
+beside a test run), stage 1 3.9-4.4 steps/s; the scratch row took 46.8 min
+trained and scored, the full row 71.5 min (stage 2 partly beside a test run).
+At dim_in=64 stage 2 ran 0.22 steps/s with other jobs sharing the cores
+(4,000 steps: about 5 h a row).
 
 The offline analogue of the paper's cat2dog-200: two unpaired domains, 100 anime
 photos (train-split positions i * 314) and 100 XDoG sketches of other faces
