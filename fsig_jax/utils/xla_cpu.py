@@ -29,6 +29,9 @@ program of a process that imports fsig_jax before its first JAX computation
     _INDIVIDUAL_CONVOLUTION);
   * `FSIG_XLA_CPU_DEFAULTS=0` is set: XLA's own defaults;
 and it has no effect on GPU or TPU programs (the option is XLA:CPU's).
+JAX's persistent compilation cache keys a program by XLA's flags too (a
+program compiled with the option on and then off leaves two entries), so
+switching the option never loads a program compiled the other way.
 A single program can still be compiled either way with
 `jitted.lower(...).compile(compiler_options=...)`, which is how the
 benchmark compares the two in one process. The option only changes which
