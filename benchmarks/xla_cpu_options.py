@@ -62,11 +62,7 @@ SETTINGS = {'xla': None, 'fsig': xla_cpu.OPTIONS}
 def _adapt(method: str):
   built = adapt_step.build(64, method)
   lowered = built.step.lower(built.state, built.real, built.extra)
-
-  def run(compiled, carry):
-    state, metrics = compiled(carry, built.real, built.extra)
-    return state, metrics
-  return lowered, built.state, run, True
+  return lowered, built.state, lambda compiled, state: compiled(state, built.real, built.extra)
 
 
 def _stargan64():
@@ -82,7 +78,7 @@ def _stargan64():
     out = nets['G'].apply({'params': p['G']}, x, s)
     return jnp.mean(jnp.abs(out - x)) + jnp.mean(nets['D'].apply({'params': p['D']}, out, y))
   fn = jax.jit(jax.value_and_grad(loss))
-  return fn.lower(params), params, lambda compiled, p: (p, compiled(p)), False
+  return fn.lower(params), params, lambda compiled, p: (p, compiled(p))
 
 
 def _unet_mspade64():
@@ -91,14 +87,14 @@ def _unet_mspade64():
   x = jax.random.uniform(jax.random.PRNGKey(1), (8, 64, 64, cfg.in_channels), minval=-1)
   fn = jax.jit(jax.value_and_grad(
       lambda p: jnp.mean(jnp.abs(students.apply_student(cfg, p, x) - x[..., :3]))))
-  return fn.lower(params), params, lambda compiled, p: (p, compiled(p)), False
+  return fn.lower(params), params, lambda compiled, p: (p, compiled(p))
 
 
 def _vgg64():
   trunk = features.lpips_lib.lpips_params('vgg')['VGG16_0']  # as features.vgg16_features()
   images = jax.random.uniform(jax.random.PRNGKey(1), (64, 64, 64, 3), minval=-1)
   lowered = features._vgg16_pool.lower(trunk, images)  # pylint: disable=protected-access
-  return lowered, images, lambda compiled, x: (x, compiled(trunk, x)), False
+  return lowered, images, lambda compiled, x: (x, compiled(trunk, x))
 
 
 BUILDERS = {'adapt64_tgan': lambda: _adapt('tgan'), 'adapt64_cdc': lambda: _adapt('cdc'),
@@ -121,15 +117,15 @@ def main(argv):
     raise ConfigError(f'--programs: unknown {unknown}; known: {sorted(BUILDERS)}')
   runs = []
   for name in names:
-    lowered, carry, call, donates = BUILDERS[name]()
+    lowered, carry, call = BUILDERS[name]()
     for setting, options in SETTINGS.items():
       t = time.perf_counter()
       compiled = lowered.compile(compiler_options=options) if options else lowered.compile()
       compile_s = time.perf_counter() - t
       mb, load_s = _load_seconds(compiled)
       text = compiled.as_text() or ''
-      # a donating step consumes its input: each setting steps its own copy
-      own = jax.tree.map(jnp.copy, carry) if donates else carry
+      # the adaptation step donates (consumes) its state: each setting gets its own copy
+      own = jax.tree.map(jnp.copy, carry)
       runs.append(dict(program=name, setting=setting, compiled=compiled, call=call, carry=own,
                        compile_s=compile_s, executable_mb=mb, load_s=load_s,
                        temp_gib=adapt_step.memory_gib(compiled)['temp_gib'],

@@ -33,8 +33,9 @@ def pytest_configure(config):
   # XLA:CPU's default YNNPACK fusions: the product turns them off (runs faster,
   # loads cached programs faster; fsig_jax/utils/xla_cpu.py), but with them off
   # these tests' programs compile more slowly (test_method_rick, test_kdit and
-  # test_gpd: 409 s, against 349 s and 385 s without, run before and after). test_xla_cpu checks the product's setting in
-  # its own processes; the whole default suite passed both ways on 2026-12-01.
+  # test_gpd: 409 s off, against 349 s and 385 s on, run before and after).
+  # test_xla_cpu checks the product's setting in its own processes; the whole
+  # default suite passed both ways on 2026-12-01.
   os.environ.setdefault('FSIG_XLA_CPU_DEFAULTS', '0')
   os.makedirs(cache, exist_ok=True)
 
