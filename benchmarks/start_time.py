@@ -13,10 +13,13 @@ timestamps, in seconds after the process was started:
   ready      imports, model, data and state built ('starting at step')
   traced     the training step traced to a jaxpr
   lowered    ... and lowered to StableHLO
-  compiled   ... and compiled, or loaded from the cache: the step starts here
+  compiled   ... and compiled, or loaded from a cache: the step starts here
   stepped    the first step (lazy R1 and path length both run in it) done
 
-and `cache_hit` says whether the step came from the persistent cache.
+`cache` says where the step came from: 'executable' (fsig-jax's executable
+cache, `fsig_jax/utils/executable_cache.py`: no tracing or lowering, so
+`traced` and `lowered` are null), 'xla' (XLA's persistent cache, after tracing
+and lowering) or 'none' (compiled).
 
 Evaluation during and after the run is off (`--config.eval_every=0`). To
 compare two versions of the code, run this from each checkout on the same
@@ -47,11 +50,14 @@ def _define_flags():  # at run time only: tests import this module beside other 
   flags.DEFINE_string('out', '', 'also write the rows as JSON here')
 
 
-_EVENTS = (('ready', 'starting at step'),
-           ('traced', 'Finished tracing train_step'),
-           ('lowered', 'MLIR module conversion jit(train_step)'),
-           ('compiled', 'XLA compilation of jit(train_step)'),
-           ('stepped', 'step 1/'))
+_EVENTS = (('ready', ('starting at step',)),
+           ('traced', ('Finished tracing train_step',)),
+           ('lowered', ('MLIR module conversion jit(train_step)',)),
+           ('compiled', ('XLA compilation of jit(train_step)',
+                         'train_step: loaded the compiled program')),
+           ('stepped', ('step 1/',)))
+_EXECUTABLE_HIT = 'train_step: loaded the compiled program'
+_XLA_HIT = "Persistent compilation cache hit for 'jit_train_step'"
 _STAMP = re.compile(r'[IWE](\d\d)(\d\d) (\d\d):(\d\d):(\d\d\.\d+)')
 
 
@@ -69,14 +75,18 @@ def phases(log_text: str, t0: float, year: int) -> dict:
   row = {}
   for line in log_text.splitlines():
     t = _seconds(line, year)
-    for name, marker in _EVENTS:
-      if t is not None and marker in line and name not in row:
+    for name, markers in _EVENTS:
+      if t is not None and any(m in line for m in markers) and name not in row:
         row[name] = round(t - t0, 2)
-  missing = [n for n, _ in _EVENTS if n not in row]
+  row['cache'] = ('executable' if _EXECUTABLE_HIT in log_text else
+                  'xla' if _XLA_HIT in log_text else 'none')
+  skipped = ('traced', 'lowered') if row['cache'] == 'executable' else ()
+  missing = [n for n, _ in _EVENTS if n not in row and n not in skipped]
   if missing:
     raise SystemExit(f'start_time: no {missing} in the run\'s log (absl log lines with '
                      f'timestamps expected); its end:\n{log_text[-2000:]}')
-  row['cache_hit'] = "Persistent compilation cache hit for 'jit_train_step'" in log_text
+  for name in skipped:
+    row[name] = None
   return row
 
 
@@ -102,8 +112,9 @@ def main(argv):
       kind = 'cold' if i == 0 else 'warm'
       row = {'run': kind, **one_run(FLAGS.config, cache, os.path.join(tmp, f'wd{i}'))}
       rows.append(row)
-      print(f'{kind}: ' + '  '.join(f'{k} {row[k]:.1f}s' for k, _ in _EVENTS) +
-            f'  (step from the cache: {"yes" if row["cache_hit"] else "no"})', flush=True)
+      print(f'{kind}: ' + '  '.join(f'{k} {row[k]:.1f}s' if row[k] is not None else f'{k} -'
+                                    for k, _ in _EVENTS) +
+            f'  (step from the cache: {row["cache"]})', flush=True)
   if FLAGS.out:
     with open(FLAGS.out, 'w') as f:
       json.dump({'config': FLAGS.config, 'rows': rows}, f, indent=2)

@@ -60,9 +60,20 @@ def test_phases_are_read_from_the_log():
   t0 = datetime.datetime(2026, 11, 30, 10, 0, 0, tzinfo=datetime.timezone.utc).timestamp()
   row = _bench().phases(log, t0, 2026)
   assert row == {'ready': 2.5, 'traced': 6.0, 'lowered': 7.0, 'compiled': 14.1,
-                 'stepped': 15.2, 'cache_hit': True}
+                 'stepped': 15.2, 'cache': 'xla'}
   with pytest.raises(SystemExit, match='traced'):
     _bench().phases(log.replace('Finished tracing', 'Done'), t0, 2026)
+  # From fsig-jax's executable cache: no tracing or lowering.
+  hit = '\n'.join([
+      'I1130 10:00:02.500000 1 run.py:423] starting at step 0; the first step compiles',
+      'I1130 10:00:05.000000 1 executable_cache.py:218] train_step: loaded the compiled '
+      'program from /c/executables/train_step-k.jaxexe in 2.5 s (no tracing)',
+      'I1130 10:00:06.000000 1 run.py:436] step 1/1 | first step (includes compilation)'])
+  assert _bench().phases(hit, t0, 2026) == {'ready': 2.5, 'traced': None, 'lowered': None,
+                                            'compiled': 5.0, 'stepped': 6.0,
+                                            'cache': 'executable'}
+  with pytest.raises(SystemExit, match='compiled'):
+    _bench().phases(hit.replace('loaded the compiled', 'loaded a'), t0, 2026)
 
 
 @pytest.mark.slow
@@ -72,7 +83,7 @@ def test_a_warm_run_takes_its_step_from_the_cache(tmp_path):
                      cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert r.returncode == 0, r.stderr[-3000:]
   cold, warm = json.loads(out.read_text())['rows']
-  assert (cold['run'], cold['cache_hit'], warm['run'], warm['cache_hit']) == (
-      'cold', False, 'warm', True)
-  for row in (cold, warm):
-    assert 0 < row['ready'] < row['traced'] < row['lowered'] < row['compiled'] < row['stepped']
+  assert (cold['run'], cold['cache'], warm['run'], warm['cache']) == (
+      'cold', 'none', 'warm', 'executable')
+  assert 0 < cold['ready'] < cold['traced'] < cold['lowered'] < cold['compiled'] < cold['stepped']
+  assert warm['traced'] is None and 0 < warm['ready'] < warm['compiled'] < warm['stepped']

@@ -92,8 +92,9 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   hp = config.hparams
   for warning in hparams.warnings(hp):
     log.warning(warning)
+  names, method_kwargs = run_config.method_names(config), run_config.method_kwargs(config)
   try:
-    method = get_method(run_config.method_names(config), **run_config.method_kwargs(config))
+    method = get_method(names, **method_kwargs)
   except (ValueError, TypeError) as e:
     raise ConfigError(f'config.method: {e}') from None
   mesh = mesh or parallel.config_mesh(config)
@@ -107,7 +108,8 @@ def train(config, workdir: Optional[str] = None, *, bundle: Optional[ModelBundle
   state = init_state(bundle, hp, method, jax.random.PRNGKey(config.seed), images=images,
                      optimizers=optimizers, run_phase=phases.runner(run, mesh))
   state = run.restore(parallel.replicate(state, mesh))
-  step_fn = make_train_step(bundle.config, hp, method, mesh=mesh, optimizers=optimizers)
+  step_fn = make_train_step(bundle.config, hp, method, mesh=mesh, optimizers=optimizers,
+                            cache_as={'names': names, 'kwargs': method_kwargs})
   batches = Batches(images, hp.batch_size, seed=config.seed, flip=config.data.flip,
                     method=method, resolution=bundle.config.resolution, mesh=mesh,
                     stream_above=config.data.get('stream_above', 0))

@@ -24,6 +24,7 @@ from fsig_jax.losses.adversarial import d_logistic, g_nonsaturating, wgan_d, wga
 from fsig_jax.losses.regularizers import gradient_penalty, path_length_penalty, r1_penalty
 from fsig_jax.methods.context import StepContext, UpdateContext
 from fsig_jax.models.functional import Models
+from fsig_jax.utils import executable_cache
 from fsig_jax.utils.trees import ema
 
 # The step's random draws, one key each, split from state['key'] in this order
@@ -41,7 +42,8 @@ def _total(terms):
   return functools.reduce(jnp.add, terms.values())
 
 
-def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=None):
+def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=None,
+                    cache_as=None):
   """Returns step(state, real, extra=None) -> (state, metrics), jit-compiled once.
 
   `real` is the target batch; `extra` the batches of the methods' own image
@@ -56,6 +58,13 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
       not reuse the state it passed in).
     optimizers: the trainer's (opt_G, opt_D) (`state.make_optimizers`), or
       None to build them here.
+    cache_as: a JSON-able description of `method` (its names and kwargs, from
+      which it was built), or None. With it the compiled step is kept in and
+      loaded from `utils.executable_cache` under a key of the code, cfg, hp,
+      this description, the mesh, donation and the arguments' types, so a
+      second run of the same config skips tracing (`engine.loop.train` passes
+      it). `optimizers` must then be the ones `make_optimizers` builds from
+      hp, cfg and the method (as the trainer's are).
   """
   try:
     models = Models(cfg, hp.get('compute_dtype', 'float32'))
@@ -276,15 +285,29 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
 
   kwargs = {'donate_argnums': 0} if donate else {}
   if mesh is None:
-    return jax.jit(train_step, **kwargs)
-  repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-  step = jax.jit(train_step, in_shardings=(repl, data, data), out_shardings=(repl, repl),
-                 **kwargs)
+    step = jax.jit(train_step, **kwargs)
+  else:
+    repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+    step = jax.jit(train_step, in_shardings=(repl, data, data), out_shardings=(repl, repl),
+                   **kwargs)
+  if mesh is None and cache_as is None:
+    return step
+  if cache_as is not None:
+    hooks = [f for m in method.methods for f in vars(m).values() if callable(f)]
+    step = executable_cache.CachedJit(
+        step, 'train_step', {'cfg': repr(cfg), 'hp': dict(hp.to_dict() if hasattr(hp, 'to_dict') else hp), 'method': cache_as,
+                             'compute_dtype': hp.get('compute_dtype', 'float32'),
+                             'mesh': None if mesh is None else [
+                                 list(mesh.axis_names), mesh.devices.shape,
+                                 [d.id for d in mesh.devices.flat]],
+                             'donate': donate},
+        code_files=executable_cache.outside_files(hooks))
 
-  # jit with in_shardings needs every argument positional (it refuses keyword ones),
-  # so callers may omit `extra` and the wrapper passes it on.
-  def sharded_step(state, real, extra=None):
+  # jit with in_shardings (and a compiled program) needs every argument positional
+  # (keyword ones are refused), so callers may omit `extra` and the wrapper passes it on.
+  def positional_step(state, real, extra=None):
     return step(state, real, extra)
 
-  sharded_step.lower = lambda state, real, extra=None: step.lower(state, real, extra)
-  return sharded_step
+  positional_step.lower = lambda state, real, extra=None: step.lower(state, real, extra)
+  positional_step.programs = step
+  return positional_step
