@@ -50,13 +50,12 @@ def _define_flags():  # at run time only: tests import this module beside other 
   flags.DEFINE_string('out', '', 'also write the rows as JSON here')
 
 
+_EXECUTABLE_HIT = 'train_step: loaded the compiled program'
 _EVENTS = (('ready', ('starting at step',)),
            ('traced', ('Finished tracing train_step',)),
            ('lowered', ('MLIR module conversion jit(train_step)',)),
-           ('compiled', ('XLA compilation of jit(train_step)',
-                         'train_step: loaded the compiled program')),
+           ('compiled', ('XLA compilation of jit(train_step)', _EXECUTABLE_HIT)),
            ('stepped', ('step 1/',)))
-_EXECUTABLE_HIT = 'train_step: loaded the compiled program'
 _XLA_HIT = "Persistent compilation cache hit for 'jit_train_step'"
 _STAMP = re.compile(r'[IWE](\d\d)(\d\d) (\d\d):(\d\d):(\d\d\.\d+)')
 

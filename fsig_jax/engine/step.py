@@ -294,13 +294,12 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
     return step
   if cache_as is not None:
     hooks = [f for m in method.methods for f in vars(m).values() if callable(f)]
+    mesh_desc = None if mesh is None else [
+        list(mesh.axis_names), mesh.devices.shape, [d.id for d in mesh.devices.flat]]
     step = executable_cache.CachedJit(
-        step, 'train_step', {'cfg': repr(cfg), 'hp': dict(hp.to_dict() if hasattr(hp, 'to_dict') else hp), 'method': cache_as,
-                             'compute_dtype': hp.get('compute_dtype', 'float32'),
-                             'mesh': None if mesh is None else [
-                                 list(mesh.axis_names), mesh.devices.shape,
-                                 [d.id for d in mesh.devices.flat]],
-                             'donate': donate},
+        step, 'train_step',
+        {'cfg': repr(cfg), 'hp': hp.to_dict(), 'method': cache_as, 'mesh': mesh_desc,
+         'donate': donate},
         code_files=executable_cache.outside_files(hooks))
 
   # jit with in_shardings (and a compiled program) needs every argument positional

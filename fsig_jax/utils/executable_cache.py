@@ -78,6 +78,7 @@ from jax import monitoring
 import numpy as np
 
 from fsig_jax.errors import WriteError
+from fsig_jax.utils import memory
 from fsig_jax.utils.files import write_atomic
 
 log = logging.getLogger('fsig_jax')
@@ -87,7 +88,6 @@ MAX_ENTRIES = 32
 FORMAT = 'fsig-jax executable 1'
 SUFFIX = '.jaxexe'
 _XLA_CACHE_HIT = '/jax/compilation_cache/cache_hits'  # jax/_src/compiler.py
-_BACKEND_COMPILE = '/jax/core/compile/backend_compile_duration'  # jax/_src/dispatch.py
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Environment variables that name places or test hooks, not programs.
 _ENV_IGNORED = ('FSIG_SHARED', 'FSIG_CACHE_DIR', ENV, 'JAX_COMPILATION_CACHE_DIR')
@@ -286,7 +286,7 @@ def _compile(lowered):
   finally:
     monitoring.unregister_event_listener(on_event)
     monitoring.unregister_event_duration_listener(on_duration)
-  return compiled, _BACKEND_COMPILE in seen and _XLA_CACHE_HIT not in seen
+  return compiled, memory.COMPILE_EVENT in seen and _XLA_CACHE_HIT not in seen
 
 
 class CachedJit:

@@ -15,7 +15,8 @@ import ctypes
 import functools
 from typing import Callable, Optional
 
-_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'  # jax._src.dispatch
+# jax's event around each backend compilation or persistent-cache load (jax._src.dispatch)
+COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,7 +38,7 @@ def trim_heap() -> bool:
 
 def _after_compile(event: str, duration: float, **kwargs):
   del duration, kwargs
-  if event == _COMPILE_EVENT:
+  if event == COMPILE_EVENT:
     trim_heap()
 
 
