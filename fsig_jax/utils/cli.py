@@ -17,6 +17,7 @@ import sys
 import traceback
 
 from fsig_jax.errors import ConfigError, FsigError
+from fsig_jax.utils import switches
 
 
 def benchmark_setup(out: str, *subdirs: str) -> str:
@@ -43,15 +44,15 @@ def compile_cache(default: str = '') -> str:
 
   The folder: JAX_COMPILATION_CACHE_DIR when set (jax reads it), else `default`,
   else $FSIG_CACHE_DIR or $XDG_CACHE_HOME/fsig_jax/xla (~/.cache/fsig_jax/xla);
-  FSIG_CACHE_DIR=off turns it off. Safe across versions and machines: jax keys
-  each entry by the program, the jax/jaxlib version, the XLA flags and the
-  device kind. Returns the folder ('' when off); an unwritable one is skipped.
+  FSIG_CACHE_DIR=off (or another off word of utils/switches.py) turns it off.
+  Safe across versions and machines: jax keys each entry by the program, the
+  jax/jaxlib version, the XLA flags and the device kind. Returns the folder ('' when off); an unwritable one is skipped.
   """
   import jax  # pylint: disable=g-import-not-at-top
   if jax.config.jax_compilation_cache_dir:
     return jax.config.jax_compilation_cache_dir
   env = os.environ.get('FSIG_CACHE_DIR', '')
-  if env.lower() in ('off', '0', 'none'):
+  if switches.is_off(env):
     return ''
   folder = default or env or os.path.join(
       os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache'),

@@ -48,9 +48,10 @@ and checks that the programs are identical, so a method that breaks the rule
 fails there. A plug-in method that reads files into its closure should not run
 with this cache (`FSIG_EXECUTABLE_CACHE=off`).
 
-Off: `FSIG_EXECUTABLE_CACHE=off` (or `0`), or whenever XLA's persistent cache
-is off (`FSIG_CACHE_DIR=off`), and in multi-process runs (whose executables
-are tied to a cluster's device assignment; they use XLA's cache as before).
+Off: `FSIG_EXECUTABLE_CACHE=off` (or another off word of utils/switches.py),
+or whenever XLA's persistent cache is off (`FSIG_CACHE_DIR=off`), and in
+multi-process runs (whose executables are tied to a cluster's device
+assignment; they use XLA's cache as before).
 A data-parallel run on one host's devices is cached (checked on 2 CPU devices:
 the loaded step ends bit-identical to the compiled one). Only the adaptation
 step uses it so far (`engine.loop.train`); the student trainers and ProGAN's
@@ -78,7 +79,7 @@ from jax import monitoring
 import numpy as np
 
 from fsig_jax.errors import WriteError
-from fsig_jax.utils import memory
+from fsig_jax.utils import memory, switches
 from fsig_jax.utils.files import write_atomic
 
 log = logging.getLogger('fsig_jax')
@@ -97,7 +98,7 @@ _CONFIG_IGNORED = ('cache', 'log', 'dump', 'pprint', 'traceback', 'explain', 'so
 
 def folder() -> str:
   """The entries' folder, or '' when this cache is off (see the module doc)."""
-  if os.environ.get(ENV, '').lower() in ('off', '0', 'false', 'none'):
+  if switches.is_off(os.environ.get(ENV)):
     return ''
   xla = jax.config.jax_compilation_cache_dir
   if not xla or jax.process_count() > 1:

@@ -41,6 +41,8 @@ kernels compute the same operations: results agree to float32 rounding
 import os
 from typing import MutableMapping
 
+from fsig_jax.utils import switches
+
 OPTION = 'xla_cpu_experimental_ynn_fusion_type'
 OPTIONS = {OPTION: ''}  # as compiler_options: no YNN fusion type
 OPT_OUT = 'FSIG_XLA_CPU_DEFAULTS'
@@ -49,7 +51,7 @@ OPT_OUT = 'FSIG_XLA_CPU_DEFAULTS'
 def apply_defaults(environ: MutableMapping[str, str] = os.environ) -> bool:
   """Adds fsig-jax's XLA:CPU option to environ['XLA_FLAGS'] unless the user set
   it or opted out; returns whether it was added."""
-  if environ.get(OPT_OUT, '1').strip().lower() in ('0', 'false', 'no', 'off'):
+  if switches.is_off(environ.get(OPT_OUT)):
     return False
   flags = environ.get('XLA_FLAGS', '')
   if f'--{OPTION}' in flags:
