@@ -91,9 +91,9 @@ def _unet_mspade64():
 
 
 def _vgg64():
-  trunk = features.lpips_lib.lpips_params('vgg')['VGG16_0']  # as features.vgg16_features()
+  trunk = features.lpips_lib.vgg16_trunk()
   images = jax.random.uniform(jax.random.PRNGKey(1), (64, 64, 64, 3), minval=-1)
-  lowered = features._vgg16_pool.lower(trunk, images)  # pylint: disable=protected-access
+  lowered = features.vgg16_pool.lower(trunk, images)
   return lowered, images, lambda compiled, x: (x, compiled(trunk, x))
 
 

@@ -64,7 +64,7 @@ def test_perceptual_by_hand():
 
 def test_perceptual_matches_lpips_vgg16_taps():
   x = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (2, 32, 32, 3), minval=-1, maxval=1))
-  params = perceptual.vgg16_params()
+  params = lpips.vgg16_trunk()
   scaled = (x - np.asarray(lpips.LPIPS_SHIFT)) / np.asarray(lpips.LPIPS_SCALE)
   taps = lpips_models.VGG16().apply({'params': params}, scaled)
   for layer, tap in zip(('relu1_2', 'relu2_2', 'relu3_3', 'relu4_3', 'relu5_3'), taps):
@@ -73,7 +73,7 @@ def test_perceptual_matches_lpips_vgg16_taps():
 
 
 def test_perceptual_gradient_flows_to_the_output_only():
-  params = perceptual.vgg16_params()
+  params = lpips.vgg16_trunk()
   x = jnp.zeros((1, 16, 16, 3))
   y = jnp.ones((1, 16, 16, 3)) * 0.5
   gx, gy = jax.grad(lambda a, b: perceptual.perceptual_l1(params, a, b), argnums=(0, 1))(x, y)

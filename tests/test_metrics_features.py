@@ -53,7 +53,7 @@ def test_vgg16_features_match_an_independent_torch_computation():
   torch = pytest.importorskip("torch")
   fn = torch.nn.functional
   from fsig_jax.metrics import lpips as lpips_lib  # pylint: disable=g-import-not-at-top
-  trunk = lpips_lib.lpips_params("vgg")["VGG16_0"]
+  trunk = lpips_lib.vgg16_trunk()
   convs = [trunk[f"Conv_{i}"] for i in range(13)]
   assert len(trunk) == 13
   shift = torch.tensor([-.030, -.088, -.188]).view(1, 3, 1, 1)

@@ -72,6 +72,7 @@ from fsig_jax.engine import export, loop, parallel, run_config
 from fsig_jax.engine.batches import Batches
 from fsig_jax.errors import CheckpointError, ConfigError, DataError
 from fsig_jax.losses import adversarial, perceptual
+from fsig_jax.metrics import lpips
 from fsig_jax.models import students
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.functional import Models
@@ -420,7 +421,7 @@ def train(config, workdir: Optional[str] = None, *, source: Optional[ModelBundle
   scfg = student_config(config, res)
   source, adapted = load_teachers(config, workdir, train_y, source, adapted)
   teachers = parallel.replicate(teacher_inputs(source, adapted), mesh)
-  vgg = parallel.replicate(jax.tree.map(jnp.asarray, perceptual.vgg16_params()), mesh)
+  vgg = parallel.replicate(jax.tree.map(jnp.asarray, lpips.vgg16_trunk()), mesh)
 
   run = Run(config, workdir, defaults=default_config(), architecture=scfg)
   state = init_state(config, scfg, res, jax.random.PRNGKey(config.seed))

