@@ -518,3 +518,28 @@ def test_eval_cli_reads_inception_weights_from_the_run_config(workdir, tmp_path)
   r = run('launch/eval.py', f'--workdir={copy}', '--num_samples=2', '--metrics=kid',
           f'--inception_weights={tmp_path / "from_flag.pth"}')
   assert r.returncode == 2 and 'from_flag.pth: no such file' in r.stderr, r.stderr[-2000:]
+
+
+def test_fsig_table_order_against_the_papers():
+  table = _fsig_table()
+  paper = table.RICK_TABLE1_BABIES_FID
+  # The paper's own numbers agree with themselves; reversed, tau is -1 and every pair flips.
+  assert table.kendall_tau(paper, paper) == (1.0, 10, [])
+  tau, n, flipped = table.kendall_tau({m: -v for m, v in paper.items()}, paper)
+  assert (tau, n, len(flipped)) == (-1.0, 10, 45)
+  # By hand: ours tgan 60 < rick 70 < cdc 80 (paper: rick 39.4 < cdc 69.1 < tgan 101.6):
+  # pairs (tgan, rick) and (tgan, cdc) flip, (rick, cdc) agrees: tau = (1 - 2) / 3.
+  ours = {'tgan': 60.0, 'rick': 70.0, 'cdc': 80.0, 'kd_fsig': 1.0, 'adam': float('nan')}
+  tau, n, flipped = table.kendall_tau(ours, paper)
+  assert n == 3 and tau == pytest.approx(-1 / 3) and sorted(flipped) == [
+      ('tgan', 'cdc'), ('tgan', 'rick')]
+  cells = {('tgan', 'x'): [{'FID-VGG': 60.0, 'intra-LPIPS': 0.40}],
+           ('cdc', 'x'): [{'FID-VGG': 79.0, 'intra-LPIPS': 0.43},
+                          {'FID-VGG': 81.0, 'intra-LPIPS': 0.45}],
+           ('rick', 'x'): [{'FID-VGG': 70.0, 'intra-LPIPS': 0.46}],
+           ('tgan', 'y'): [{'FID-VGG': 60.0, 'intra-LPIPS': 0.40}]}
+  lines = table.paper_agreement(cells, ['x', 'y'], 'FID-VGG')
+  assert lines[-2] == ("- x: Kendall's tau -0.33 over 3 methods; the other way round "
+                       '(ours: A < B): tgan < cdc, tgan < rick; intra-LPIPS CDC 0.440 vs '
+                       'TGAN 0.400: agrees')
+  assert lines[-1] == '- y: fewer than 2 of its methods measured (1)'
