@@ -38,7 +38,8 @@ Teacher diagnostic (--diagnostic, anime_sketch only, where the true operator
 is known): for each --teacher_methods, LPIPS-Alex and SSIM between G_t(z) and
 XDoG(G_s(z)) over --num_latents fixed latents (seed 0, shared noise): how
 close each adapted teacher is to the true photo -> sketch operator. Writes
-teachers.md and teachers.json.
+teachers.md, teachers.json and teachers.png (G_s(z), XDoG(G_s(z)) and each
+teacher's G_t(z) on the same 8 latents).
 """
 import json
 import logging
@@ -201,13 +202,15 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
 
 def diagnose_teachers(source, out: str, *, methods, pair_counts, teacher_steps: int,
                       num_latents: int):
-  """LPIPS-Alex and SSIM of G_t(z) against XDoG(G_s(z)) per adaptation method."""
+  """LPIPS-Alex and SSIM of G_t(z) against XDoG(G_s(z)) per adaptation method; also
+  OUT/teachers.png: G_s(z), XDoG(G_s(z)) and each teacher's G_t(z) on the first 8
+  latents (the same z and noise in every row)."""
   lines = ['# GPD teacher diagnostic: G_t(z) vs XDoG(G_s(z)) on anime_sketch', '',
            f'{num_latents} fixed latents (seed 0), noise shared by G_s and G_t; teachers '
            f'adapted {teacher_steps} steps (seed 0) to the training sketches. LPIPS lower and '
            'SSIM higher = closer to the true photo -> sketch operator.', '',
            '| pairs | method | LPIPS-Alex | SSIM |', '|---|---|---|---|']
-  records = []
+  records, blocks = [], []
   pairs_fn = gpd.make_teacher_pairs(source.config, 50)
   for n in pair_counts:
     for method in methods:
@@ -220,10 +223,15 @@ def diagnose_teachers(source, out: str, *, methods, pair_counts, teacher_steps: 
         ys.append(np.asarray(y))
       x = np.concatenate(xs)[:num_latents]
       y = np.concatenate(ys)[:num_latents]
-      scores = paired.score_pairs(y, xdog_sketch(x), metrics=('lpips_alex', 'ssim'))
+      sketch = xdog_sketch(x)
+      scores = paired.score_pairs(y, sketch, metrics=('lpips_alex', 'ssim'))
+      if not blocks:
+        blocks = [('G_s(z)', x[:8]), ('XDoG(G_s(z))', np.asarray(sketch)[:8])]
+      blocks.append((f'G_t(z) {method}, {n} pairs', y[:8]))
       records.append(dict(pairs=n, method=method, scores=scores))
       lines.append(f'| {n} | {method} | {scores["LPIPS-Alex"]:.4f} | {scores["SSIM"]:.4f} |')
       print(f'{n} pairs, teacher {method}: {paired.summary(scores)}', flush=True)
+  save_labeled_grid(os.path.join(out, 'teachers.png'), blocks)
   return records, lines + ['']
 
 

