@@ -11,9 +11,12 @@ The system:
     only* (unsupervised) with an fsig-jax method: `teacher.adapt` is a whole
     adaptation run config (default CDC, 1000 steps: the closest relative of
     the RSSA the paper most likely used, both built to keep G_s(z) and G_t(z)
-    aligned), trained as a sub-run under WORKDIR/teacher (resumable like any
-    run), or `teacher.adapted` names an already adapted checkpoint or
-    workdir. Each teacher step draws fresh latents z ~ N(0, I) from (seed,
+    aligned; the teacher diagnostic, `benchmarks/gpd_table.py --diagnostic`,
+    found it the closest to the true operator on both LPIPS and SSIM with the
+    first source release and the best on SSIM, the correspondence a pair
+    needs, with the second, where TGAN is best on LPIPS: README), trained as
+    a sub-run under WORKDIR/teacher (resumable like any run), or
+    `teacher.adapted` names an already adapted checkpoint or workdir. Each teacher step draws fresh latents z ~ N(0, I) from (seed,
     step) and makes the pair (G_s(z), G_t(z)) with the same z and the same
     per-layer noise for both (decision: random noise, one draw shared by the
     pair, no truncation, outputs clipped to [-1, 1]). `teacher.kind =
