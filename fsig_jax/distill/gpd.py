@@ -16,10 +16,11 @@ The system:
     first source release and the best on SSIM, the correspondence a pair
     needs, with the second, where TGAN is best on LPIPS: README), trained as
     a sub-run under WORKDIR/teacher (resumable like any run), or
-    `teacher.adapted` names an already adapted checkpoint or workdir. Each teacher step draws fresh latents z ~ N(0, I) from (seed,
-    step) and makes the pair (G_s(z), G_t(z)) with the same z and the same
-    per-layer noise for both (decision: random noise, one draw shared by the
-    pair, no truncation, outputs clipped to [-1, 1]). `teacher.kind =
+    `teacher.adapted` names an already adapted checkpoint or workdir. Each
+    teacher step draws fresh latents z ~ N(0, I) from (seed, step) and makes
+    the pair (G_s(z), G_t(z)) with the same z and the same per-layer noise
+    for both (decision: random noise, one draw shared by the pair, no
+    truncation, outputs clipped to [-1, 1]). `teacher.kind =
     'xdog_oracle'` replaces G_t(z) by XDoG(G_s(z)), the true operator of the
     derived anime sketch target: the oracle row of the benchmark.
   * Student (models/students): the U-Net with a feature-embedding encoder and
