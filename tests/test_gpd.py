@@ -386,7 +386,9 @@ def test_four_devices_match_one_device():
   assert r.stdout.count('max diff') == 2
 
 
-_TABLE_SCRIPT = r'''
+# benchmarks/gpd_table.py loaded as `table` in a child process (it defines absl flags);
+# argv: the repository root, the output folder.
+_LOAD_TABLE = r'''
 import importlib.util, json, os, sys
 import numpy as np
 root, out = sys.argv[1], sys.argv[2]
@@ -394,6 +396,9 @@ spec = importlib.util.spec_from_file_location('gpd_table', os.path.join(root, 'b
                                                                          'gpd_table.py'))
 table = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(table)
+'''
+
+_TABLE_SCRIPT = _LOAD_TABLE + r'''
 trained = []
 rng = np.random.default_rng(0)
 photos = rng.uniform(-1, 1, (12, 8, 8, 3)).astype(np.float32)
@@ -453,14 +458,7 @@ def test_table_keeps_finished_runs_as_cells(tmp_path):
   assert table(6).startswith('ERROR') and 'other settings (steps' in table(6)
 
 
-_DIAG_SCRIPT = r'''
-import importlib.util, json, os, sys
-import numpy as np
-root, out = sys.argv[1], sys.argv[2]
-spec = importlib.util.spec_from_file_location('gpd_table', os.path.join(root, 'benchmarks',
-                                                                         'gpd_table.py'))
-table = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(table)
+_DIAG_SCRIPT = _LOAD_TABLE + r'''
 rng = np.random.default_rng(0)
 x = rng.uniform(-1, 1, (50, 32, 32, 3)).astype(np.float32)
 sketch = table.xdog_sketch(x)
