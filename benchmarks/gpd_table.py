@@ -226,7 +226,7 @@ def diagnose_teachers(source, out: str, *, methods, pair_counts, teacher_steps: 
       sketch = xdog_sketch(x)
       scores = paired.score_pairs(y, sketch, metrics=('lpips_alex', 'ssim'))
       if not blocks:
-        blocks = [('G_s(z)', x[:8]), ('XDoG(G_s(z))', np.asarray(sketch)[:8])]
+        blocks = [('G_s(z)', x[:8]), ('XDoG(G_s(z))', sketch[:8])]
       blocks.append((f'G_t(z) {method}, {n} pairs', y[:8]))
       records.append(dict(pairs=n, method=method, scores=scores))
       lines.append(f'| {n} | {method} | {scores["LPIPS-Alex"]:.4f} | {scores["SSIM"]:.4f} |')

@@ -425,7 +425,7 @@ def train(config, workdir: Optional[str] = None, *, source: Optional[ModelBundle
   scfg = student_config(config, res)
   source, adapted = load_teachers(config, workdir, train_y, source, adapted)
   teachers = parallel.replicate(teacher_inputs(source, adapted), mesh)
-  vgg = parallel.replicate(jax.tree.map(jnp.asarray, lpips.vgg16_trunk()), mesh)
+  vgg = parallel.replicate(lpips.vgg16_trunk(), mesh)  # already jax arrays
 
   run = Run(config, workdir, defaults=default_config(), architecture=scfg)
   state = init_state(config, scfg, res, jax.random.PRNGKey(config.seed))

@@ -46,7 +46,8 @@ def compile_cache(default: str = '') -> str:
   else $FSIG_CACHE_DIR or $XDG_CACHE_HOME/fsig_jax/xla (~/.cache/fsig_jax/xla);
   FSIG_CACHE_DIR=off (or another off word of utils/switches.py) turns it off.
   Safe across versions and machines: jax keys each entry by the program, the
-  jax/jaxlib version, the XLA flags and the device kind. Returns the folder ('' when off); an unwritable one is skipped.
+  jax/jaxlib version, the XLA flags and the device kind. Returns the folder
+  ('' when off); an unwritable one is skipped.
   """
   import jax  # pylint: disable=g-import-not-at-top
   if jax.config.jax_compilation_cache_dir:
