@@ -21,8 +21,13 @@ cache, `fsig_jax/utils/executable_cache.py`: no tracing or lowering, so
 `traced` and `lowered` are null), 'xla' (XLA's persistent cache, after tracing
 and lowering) or 'none' (compiled).
 
-Evaluation during and after the run is off (`--config.eval_every=0`). To
-compare two versions of the code, run this from each checkout on the same
+Evaluation during and after the run is off (`--config.eval_every=0`; --set
+replaces it, e.g. for a student trainer, whose config has other fields):
+
+  python benchmarks/start_time.py --config=configs/gpd_anime_sketch.py:bl \\
+      --step=step_fn:gpd_step --set=eval.test_pairs=0 --set=sample_every=0
+
+To compare two versions of the code, run this from each checkout on the same
 machine, one after the other; the README's numbers come from such a pair.
 """
 import datetime
@@ -48,15 +53,30 @@ def _define_flags():  # at run time only: tests import this module beside other 
   flags.DEFINE_string('config', 'configs/quickstart.py', 'the run config (as launch/main.py)')
   flags.DEFINE_integer('warm', 2, 'warm-cache runs after the cold one')
   flags.DEFINE_string('out', '', 'also write the rows as JSON here')
+  flags.DEFINE_string('step', 'train_step', 'the step program timed: JIT_NAME[:CACHE_NAME], '
+                      'its jitted function\'s name and its executable-cache name (a student '
+                      'trainer: e.g. step_fn:gpd_step)')
+  flags.DEFINE_multi_string('set', ['eval_every=0'], 'config settings NAME=VALUE, each '
+                            'given as --config.NAME=VALUE (default: evaluation off)')
 
 
-_EXECUTABLE_HIT = 'train_step: loaded the compiled program'
-_EVENTS = (('ready', ('starting at step',)),
-           ('traced', ('Finished tracing train_step',)),
-           ('lowered', ('MLIR module conversion jit(train_step)',)),
-           ('compiled', ('XLA compilation of jit(train_step)', _EXECUTABLE_HIT)),
-           ('stepped', ('step 1/',)))
-_XLA_HIT = "Persistent compilation cache hit for 'jit_train_step'"
+def _events(jit_name: str, cache_name: str):
+  """The log markers of each phase for a step jitted as `jit_name` and kept in the
+  executable cache as `cache_name`; and the markers of the two caches' hits."""
+  hit = f'{cache_name}: loaded the compiled program'
+  return ((('ready', ('starting at step',)),
+           ('traced', (f'Finished tracing {jit_name}',)),
+           ('lowered', (f'MLIR module conversion jit({jit_name})',)),
+           ('compiled', (f'XLA compilation of jit({jit_name})', hit)),
+           ('stepped', ('step 1/',))),
+          hit, f"Persistent compilation cache hit for 'jit_{jit_name}'")
+
+
+def _step_names(spec: str):
+  jit_name, _, cache_name = spec.partition(':')
+  return jit_name, cache_name or jit_name
+
+
 _STAMP = re.compile(r'[IWE](\d\d)(\d\d) (\d\d):(\d\d):(\d\d\.\d+)')
 
 
@@ -69,18 +89,20 @@ def _seconds(line: str, year: int):
   return t.timestamp() + float(m[5])
 
 
-def phases(log_text: str, t0: float, year: int) -> dict:
-  """The phases' seconds after t0 (the process's start) from a launcher's log."""
+def phases(log_text: str, t0: float, year: int, step: str = 'train_step') -> dict:
+  """The phases' seconds after t0 (the process's start) from a launcher's log;
+  `step` as --step."""
+  events, executable_hit, xla_hit = _events(*_step_names(step))
   row = {}
   for line in log_text.splitlines():
     t = _seconds(line, year)
-    for name, markers in _EVENTS:
+    for name, markers in events:
       if t is not None and any(m in line for m in markers) and name not in row:
         row[name] = round(t - t0, 2)
-  row['cache'] = ('executable' if _EXECUTABLE_HIT in log_text else
-                  'xla' if _XLA_HIT in log_text else 'none')
+  row['cache'] = ('executable' if executable_hit in log_text else
+                  'xla' if xla_hit in log_text else 'none')
   skipped = ('traced', 'lowered') if row['cache'] == 'executable' else ()
-  missing = [n for n, _ in _EVENTS if n not in row and n not in skipped]
+  missing = [n for n, _ in events if n not in row and n not in skipped]
   if missing:
     raise SystemExit(f'start_time: no {missing} in the run\'s log (absl log lines with '
                      f'timestamps expected); its end:\n{log_text[-2000:]}')
@@ -89,17 +111,18 @@ def phases(log_text: str, t0: float, year: int) -> dict:
   return row
 
 
-def one_run(config: str, cache: str, workdir: str) -> dict:
+def one_run(config: str, cache: str, workdir: str, step: str = 'train_step',
+            settings=('eval_every=0',)) -> dict:
   env = dict(os.environ, FSIG_CACHE_DIR=cache, JAX_LOG_COMPILES='1', TZ='UTC')
   env.pop('JAX_COMPILATION_CACHE_DIR', None)  # FSIG_CACHE_DIR decides
   env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
   cmd = [sys.executable, os.path.join(ROOT, 'launch', 'main.py'), f'--config={config}',
-         '--config.steps=1', '--config.eval_every=0', f'--workdir={workdir}']
+         '--config.steps=1', *[f'--config.{a}' for a in settings], f'--workdir={workdir}']
   t0 = time.time()
   p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
   if p.returncode:
     raise SystemExit(f'start_time: the run failed (exit {p.returncode}):\n{p.stderr[-3000:]}')
-  return phases(p.stderr, t0, datetime.datetime.now(datetime.timezone.utc).year)
+  return phases(p.stderr, t0, datetime.datetime.now(datetime.timezone.utc).year, step)
 
 
 def main(argv):
@@ -109,14 +132,17 @@ def main(argv):
     cache = os.path.join(tmp, 'xla_cache')
     for i in range(1 + FLAGS.warm):
       kind = 'cold' if i == 0 else 'warm'
-      row = {'run': kind, **one_run(FLAGS.config, cache, os.path.join(tmp, f'wd{i}'))}
+      row = {'run': kind, **one_run(FLAGS.config, cache, os.path.join(tmp, f'wd{i}'),
+                                    FLAGS.step, FLAGS.set)}
       rows.append(row)
       print(f'{kind}: ' + '  '.join(f'{k} {row[k]:.1f}s' if row[k] is not None else f'{k} -'
-                                    for k, _ in _EVENTS) +
+                                    for k in ('ready', 'traced', 'lowered', 'compiled',
+                                              'stepped')) +
             f'  (step from the cache: {row["cache"]})', flush=True)
   if FLAGS.out:
     with open(FLAGS.out, 'w') as f:
-      json.dump({'config': FLAGS.config, 'rows': rows}, f, indent=2)
+      json.dump({'config': FLAGS.config, 'step': FLAGS.step, 'set': FLAGS.set, 'rows': rows},
+                f, indent=2)
 
 
 if __name__ == '__main__':

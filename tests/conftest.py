@@ -56,6 +56,24 @@ def _xla_optimization(request):
     jax.config.update('jax_disable_most_optimizations', before)
 
 
+@pytest.fixture
+def exe_cache(tmp_path, monkeypatch):
+  """An empty executable cache (fsig_jax/utils/executable_cache.py) in tmp_path, with
+  XLA's persistent cache off so that every compile is XLA's own (a program from
+  XLA's cache is not kept, by design). Yields the entries' folder."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax._src import compilation_cache  # pylint: disable=g-import-not-at-top
+  from fsig_jax.utils import executable_cache  # pylint: disable=g-import-not-at-top
+  folder = str(tmp_path / 'executables')
+  monkeypatch.setattr(executable_cache, 'folder', lambda: folder)
+  before = jax.config.jax_enable_compilation_cache
+  jax.config.update('jax_enable_compilation_cache', False)
+  compilation_cache.reset_cache()  # jax decides once whether its cache is used
+  yield folder
+  jax.config.update('jax_enable_compilation_cache', before)
+  compilation_cache.reset_cache()
+
+
 def one_line_error(r, *words):
   """A command-line tool refused bad input as it should: exit code 2 and one
   `fsig-jax: error:` line holding every one of `words`, no traceback."""

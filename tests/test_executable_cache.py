@@ -15,25 +15,11 @@ import pytest
 from jax._src import compilation_cache
 
 from engine_utils import TINY, leaves_with_paths, tiny_bundle, tiny_hparams, tiny_images
-from fsig_jax.engine import phases
+from fsig_jax.engine import parallel, phases
 from fsig_jax.engine.state import init_state
 from fsig_jax.engine.step import make_train_step
 from fsig_jax.methods import REGISTRY, get_method
 from fsig_jax.utils import executable_cache as ec
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-  """An empty executable cache in tmp_path, with XLA's persistent cache off so that
-  every compile is XLA's own (a program from XLA's cache is not kept, by design)."""
-  folder = str(tmp_path / 'executables')
-  monkeypatch.setattr(ec, 'folder', lambda: folder)
-  before = jax.config.jax_enable_compilation_cache
-  jax.config.update('jax_enable_compilation_cache', False)
-  compilation_cache.reset_cache()  # jax decides once whether its cache is used
-  yield folder
-  jax.config.update('jax_enable_compilation_cache', before)
-  compilation_cache.reset_cache()
 
 
 def _entries(folder):
@@ -56,10 +42,10 @@ def _three_steps(cache_as):
   return leaves_with_paths(jax.device_get(state)), metrics, step.programs.how
 
 
-def test_a_second_run_loads_its_step_untraced_and_ends_bit_identical(cache, monkeypatch):
+def test_a_second_run_loads_its_step_untraced_and_ends_bit_identical(exe_cache, monkeypatch):
   desc = {'names': ['tgan'], 'kwargs': {}}
   first, m1, how = _three_steps(desc)
-  assert how == ['compiled'] and len(_entries(cache)) == 1
+  assert how == ['compiled'] and len(_entries(exe_cache)) == 1
 
   traced = []
 
@@ -121,6 +107,32 @@ def test_the_key_covers_the_program_and_nothing_else(tmp_path, monkeypatch):
   assert len(ec.code_digest()) == 64 and ec.code_digest([str(plug_in)]) != ec.code_digest()
 
 
+def test_a_trainer_s_step_is_cached_through_jit_step(exe_cache):
+  """The student trainers' steps (engine.parallel.jit_step with cache_as): a second
+  step made from the same description loads the program and gives the same
+  numbers; another description or mesh is another program; without cache_as it is
+  plain jax.jit."""
+  desc = {'config': {'lr': 0.1}, 'student': 'tiny'}
+  fn = lambda state, x: _f(state, x)  # noqa: E731  (not _f: other tests compile that)
+  first = parallel.jit_step(fn, None, cache_as=('trainer_step', desc))
+  out1 = jax.device_get(first(*_args()))
+  second = parallel.jit_step(fn, None, cache_as=('trainer_step', desc))
+  out2 = jax.device_get(second(*_args()))
+  assert (first.how, second.how, len(_entries(exe_cache))) == (['compiled'], ['loaded'], 1)
+  assert jax.tree.all(jax.tree.map(np.array_equal, out1, out2))
+  # (a new function object: the same one would come from jax's memory, not kept)
+  other = parallel.jit_step(lambda state, x: _f(state, x), None,
+                            cache_as=('trainer_step', {**desc, 'config': {'lr': 1}}))
+  other(*_args())
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  on_mesh = parallel.jit_step(fn, mesh, cache_as=('trainer_step', desc))
+  on_mesh(*parallel.replicate(_args(), mesh))
+  assert (other.how, on_mesh.how, len(_entries(exe_cache))) == (['compiled'], ['compiled'], 3)
+  assert ec.mesh_description(mesh) == [['data'], [1], [jax.devices()[0].id]]
+  assert ec.mesh_description(None) is None
+  assert not isinstance(parallel.jit_step(fn, None), ec.CachedJit)
+
+
 def test_outside_files_are_only_plug_ins(tmp_path):
   plug_in = tmp_path / 'my_method.py'
   plug_in.write_text('def g_terms(ctx, mstate):\n  return {}\n')
@@ -137,11 +149,11 @@ def test_outside_files_are_only_plug_ins(tmp_path):
     del sys.modules['my_method']
 
 
-def test_damaged_entries_are_replaced_and_cached_programs_run(cache, caplog):
+def test_damaged_entries_are_replaced_and_cached_programs_run(exe_cache, caplog):
   jitted = jax.jit(_f, donate_argnums=0)
   compiled, how = ec.compile_or_load(jitted, 'f', {}, _args())
-  assert how == 'compiled' and len(_entries(cache)) == 1
-  path = os.path.join(cache, _entries(cache)[0])
+  assert how == 'compiled' and len(_entries(exe_cache)) == 1
+  path = os.path.join(exe_cache, _entries(exe_cache)[0])
   loaded, how = ec.compile_or_load(jitted, 'f', {}, _args())
   assert how == 'loaded'
   state, metrics = loaded(*_args())
@@ -161,7 +173,7 @@ def test_damaged_entries_are_replaced_and_cached_programs_run(cache, caplog):
     assert ec.compile_or_load(jitted, 'f', {}, _args())[1] == 'loaded'
 
 
-def test_a_program_from_xla_s_cache_is_used_not_kept(cache, tmp_path, caplog):
+def test_a_program_from_xla_s_cache_is_used_not_kept(exe_cache, tmp_path, caplog):
   """jaxlib 0.10.2 on CPU serialises an executable it loaded from XLA's cache
   without its kernels, so such a program is used for the run and not kept."""
   before = (jax.config.jax_compilation_cache_dir,
@@ -176,7 +188,7 @@ def test_a_program_from_xla_s_cache_is_used_not_kept(cache, tmp_path, caplog):
     jax.clear_caches()  # as in a new process: the next compile reads XLA's cache
     with caplog.at_level(logging.INFO, logger='fsig_jax'):
       compiled, how = ec.compile_or_load(jitted, 'g', {}, _args())
-    assert how == 'uncached' and _entries(cache) == [] and "not kept" in caplog.text
+    assert how == 'uncached' and _entries(exe_cache) == [] and "not kept" in caplog.text
     np.testing.assert_array_equal(compiled(*_args())[0]['a'], [24.0] * 3)
     # The same program again in this process comes from jax's memory: not kept either.
     assert ec.compile_or_load(jitted, 'g', {}, _args())[1] == 'uncached'

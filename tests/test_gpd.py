@@ -299,6 +299,26 @@ def test_kill_and_resume_bit_identical(tmp_path):
     gpd.train(tiny_config(steps=4, seed=3), str(tmp_path / 'b'), source=source, adapted=adapted)
 
 
+@pytest.mark.slow
+def test_a_restart_loads_its_compiled_steps_and_ends_bit_identical(exe_cache, caplog):
+  """A student trainer's steps through the executable cache: the second run of the
+  same config loads both discriminators' step programs instead of compiling them
+  (3 steps: an anchor step, then two teacher steps) and ends bit-identical."""
+  shared_path('data', 'anime_faces_64', 'train')
+  source, adapted = _tiny_teachers()
+  _, first = gpd.train(tiny_config(steps=3), None, source=source, adapted=adapted)
+  entries = sorted(os.listdir(exe_cache))
+  assert [e.split('-')[0] for e in entries] == ['gpd_step', 'gpd_step'], entries
+  with caplog.at_level('INFO', logger='fsig_jax'):
+    _, second = gpd.train(tiny_config(steps=3), None, source=source, adapted=adapted)
+  assert caplog.text.count('gpd_step: loaded the compiled program') == 2, caplog.text
+  assert sorted(os.listdir(exe_cache)) == entries
+  a, b = leaves_with_paths(first.nets), leaves_with_paths(second.nets)
+  assert a.keys() == b.keys()
+  for k in a:
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 def test_each_discriminator_trains_only_on_its_steps():
   shared_path('data', 'anime_faces_64', 'train')
   source, adapted = _tiny_teachers()

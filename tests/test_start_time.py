@@ -74,6 +74,14 @@ def test_phases_are_read_from_the_log():
                                             'cache': 'executable'}
   with pytest.raises(SystemExit, match='compiled'):
     _bench().phases(hit.replace('loaded the compiled', 'loaded a'), t0, 2026)
+  # A student trainer's step: jitted as step_fn, cached as gpd_step (--step).
+  student = 'step_fn:gpd_step'
+  assert _bench().phases(log.replace('train_step', 'step_fn'), t0, 2026, student) == row
+  assert _bench().phases(hit.replace('train_step', 'gpd_step'), t0, 2026, student) == {
+      'ready': 2.5, 'traced': None, 'lowered': None, 'compiled': 5.0, 'stepped': 6.0,
+      'cache': 'executable'}
+  with pytest.raises(SystemExit, match='traced'):  # the adaptation step's names: not found
+    _bench().phases(log.replace('train_step', 'step_fn'), t0, 2026)
 
 
 @pytest.mark.slow

@@ -343,7 +343,8 @@ def init_state(config, scfg, resolution: int, key) -> dict:
 def make_step(config, scfg, resolution: int, d_name: str, weight: float, mesh=None):
   """step(state, x, y, vgg) -> (state, metrics): one D update of `d_name` on the
   pair batch, then one student update against the updated D (pix2pix's order),
-  the student loss weighted by `weight`; jitted."""
+  the student loss weighted by `weight`; jitted, its compiled program kept in the
+  executable cache (`parallel.jit_step`: a restart loads it without tracing)."""
   g, hp = config.gpd, config.hparams
   D = discriminators(config, resolution)[d_name]
   opt = _adam(hp)
@@ -385,11 +386,9 @@ def make_step(config, scfg, resolution: int, d_name: str, weight: float, mesh=No
            'D': {**state['D'], d_name: d_params}, 'opt_D': {**state['opt_D'], d_name: opt_d}}
     return new, {**d_metrics, **g_metrics}
 
-  kwargs = {'donate_argnums': 0}
-  if mesh is not None:
-    repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-    kwargs.update(in_shardings=(repl, data, data, repl), out_shardings=(repl, repl))
-  return jax.jit(step_fn, **kwargs)
+  return parallel.jit_step(step_fn, mesh, cache_as=('gpd_step', {
+      'config': config.to_dict(), 'student': scfg, 'resolution': resolution, 'd': d_name,
+      'weight': weight}))
 
 
 # ----------------------------------------------------------------------------- the run

@@ -310,7 +310,8 @@ def make_step(config, scfg, teacher_cfg, mesh=None):
            'ema': new_ema}
     return new, {**{f'd_{k2}': v for k2, v in d_metrics.items()},
                  **{f'g_{k2}': v for k2, v in g_metrics.items()}}
-  return parallel.jit_step(step_fn, mesh)
+  return parallel.jit_step(step_fn, mesh, cache_as=('kdit_step', {
+      'config': config.to_dict(), 'student': scfg, 'teacher': teacher_cfg}))
 
 
 # ----------------------------------------------------------------------------- the run

@@ -239,7 +239,8 @@ def make_stage1_step(config, scfg, tcfg, mesh=None):
     new = {**state, 'step': state['step'] + 1, 'key': key,
            'nets': optax.apply_updates(p, upd), 'opt': opt_g, 'D': d_params, 'opt_D': opt_d}
     return new, {'d_hinge': d_val, **{f'g_{a}': b for a, b in g_metrics.items()}}
-  return parallel.jit_step(step_fn, mesh)
+  return parallel.jit_step(step_fn, mesh, cache_as=('kdit_spade_stage1_step', {
+      'config': config.to_dict(), 'student': scfg, 'teacher': tcfg}))
 
 
 # ----------------------------------------------------------------------------- stage 2
@@ -312,7 +313,8 @@ def make_stage2_step(config, scfg, mesh=None):
     new = {**state, 'step': state['step'] + 1, 'key': key, 'nets': optax.apply_updates(p, upd),
            'opt': opt_g, 'D': d_params, 'opt_D': opt_d}
     return new, {'d_hinge': d_val, **{f'g_{a}': b for a, b in m.items()}}
-  return parallel.jit_step(step_fn, mesh)
+  return parallel.jit_step(step_fn, mesh, cache_as=('kdit_spade_stage2_step', {
+      'config': config.to_dict(), 'student': scfg}))
 
 
 # ----------------------------------------------------------------------------- the run

@@ -268,7 +268,8 @@ def make_step(config, scfg, mesh=None):
     new_ema = {k: ema(state['ema'][k], nets[k], hp.ema_beta) for k in EMA_NETS}
     return {**state, 'step': state['step'] + 1, 'key': key, 'nets': nets, 'opt': opt,
             'ema': new_ema}, metrics
-  return parallel.jit_step(step_fn, mesh)
+  return parallel.jit_step(step_fn, mesh, cache_as=('stargan_step', {
+      'config': config.to_dict(), 'student': scfg}))
 
 
 def init_state(config, scfg, key, init: Optional[ModelBundle] = None) -> dict:

@@ -6,13 +6,14 @@ gradient all-reduce. The same step runs on one CPU, 8 fake CPU devices, a GPU
 host or a TPU pod; multi-host runs call `initialize_distributed` first.
 """
 import os
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fsig_jax.engine import run_config
+from fsig_jax.utils import executable_cache
 
 DATA = 'data'
 
@@ -156,10 +157,20 @@ def constrain_batch(tree, mesh: Optional[Mesh]):
   return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, batch_sharding(mesh)), tree)
 
 
-def jit_step(fn, mesh: Optional[Mesh]):
+def jit_step(fn, mesh: Optional[Mesh], cache_as: Optional[Tuple[str, dict]] = None):
   """jax.jit of step(state, *inputs) -> (state, metrics), donating the state; with a
   mesh the new state and the metrics come out replicated (the inputs bring their own
-  shardings: a replicated state, sharded batches)."""
-  if mesh is None:
-    return jax.jit(fn, donate_argnums=0)
-  return jax.jit(fn, donate_argnums=0, out_shardings=(replicated(mesh), replicated(mesh)))
+  shardings: a replicated state, sharded batches). Called with positional arguments.
+
+  cache_as = (name, description): the compiled program comes from
+  `utils.executable_cache` (a restart loads it without tracing), keyed by the code,
+  the description (everything `fn`'s closure is built from: the callers pass their
+  run config and architectures), the mesh and the arguments' types."""
+  kwargs = {} if mesh is None else {
+      'out_shardings': (replicated(mesh), replicated(mesh))}
+  step = jax.jit(fn, donate_argnums=0, **kwargs)
+  if cache_as is None:
+    return step
+  name, description = cache_as
+  return executable_cache.CachedJit(step, name, {
+      **description, 'mesh': executable_cache.mesh_description(mesh), 'donate': True})

@@ -294,11 +294,10 @@ def make_train_step(cfg, hp, method, mesh=None, donate: bool = True, optimizers=
     return step
   if cache_as is not None:
     hooks = [f for m in method.methods for f in vars(m).values() if callable(f)]
-    mesh_desc = None if mesh is None else [
-        list(mesh.axis_names), mesh.devices.shape, [d.id for d in mesh.devices.flat]]
     step = executable_cache.CachedJit(
         step, 'train_step',
-        {'cfg': repr(cfg), 'hp': hp.to_dict(), 'method': cache_as, 'mesh': mesh_desc,
+        {'cfg': repr(cfg), 'hp': hp.to_dict(), 'method': cache_as,
+         'mesh': executable_cache.mesh_description(mesh),
          'donate': donate},
         code_files=executable_cache.outside_files(hooks))
 

@@ -53,9 +53,17 @@ or whenever XLA's persistent cache is off (`FSIG_CACHE_DIR=off`), and in
 multi-process runs (whose executables are tied to a cluster's device
 assignment; they use XLA's cache as before).
 A data-parallel run on one host's devices is cached (checked on 2 CPU devices:
-the loaded step ends bit-identical to the compiled one). Only the adaptation
-step uses it so far (`engine.loop.train`); the student trainers and ProGAN's
-progressive step still trace on every start.
+the loaded step ends bit-identical to the compiled one). Users: the adaptation
+step (`engine.loop.train`) and the student trainers' steps (GPD, KDIT,
+KDIT-SPADE, StarGAN v2, through `engine.parallel.jit_step`); ProGAN's
+progressive step still traces on every start. A trainer's description is its
+whole run config plus the student's and teacher's architectures: its
+`make_step` takes nothing else (no arrays: the teachers, the VGG trunk and the
+batches are arguments), so the program is a function of them; the whole config
+rather than the fields the step reads, so that a field a future step starts to
+read cannot be missed (the cost: a run resumed with another step count
+compiles its step once more). Their steps trace in 1-3 s, so they gain
+0.8-2.8 s a start (benchmarks/results/start_time_cpu.md, 2026-12-02).
 A damaged or unloadable entry is logged, removed and compiled anew; a cache
 folder that cannot be written only loses the speed-up. Entries are pickles
 (zlib level 1) holding XLA executables: like XLA's own cache, load only a
@@ -162,6 +170,13 @@ def environment() -> dict:
       'jax_config': {k: repr(v) for k, v in sorted(jax.config.values.items())
                      if not any(word in k for word in _CONFIG_IGNORED)},
   }
+
+
+def mesh_description(mesh) -> Optional[list]:
+  """A mesh as a key sees it: axis names, shape and device ids (None: no mesh)."""
+  if mesh is None:
+    return None
+  return [list(mesh.axis_names), list(mesh.devices.shape), [d.id for d in mesh.devices.flat]]
 
 
 def signature(args) -> str:
