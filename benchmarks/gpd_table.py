@@ -8,6 +8,9 @@
   # 3. data scale (Tables 5-6): both students, BL vs GPD
   python benchmarks/gpd_table.py --data=anime_sketch --rows=bl,gpd \\
       --students=unet_mspade,pix2pix --pairs=20,80,320 --out=out/gpd_scale
+  # a table in progress: its finished cells only (rows not run yet marked), nothing trained
+  python benchmarks/gpd_table.py --data=anime_sketch --rows=bl,gpd \\
+      --students=unet_mspade,pix2pix --pairs=20,80,320 --cells=DIR --finished_only
   # the teacher diagnostic: which adaptation method makes the best G_t
   python benchmarks/gpd_table.py --diagnostic --teacher_methods=tgan,cdc,rick,adam \\
       --pairs=10 --out=out/gpd_teachers
@@ -82,6 +85,8 @@ TEACHER_METHODS = flags.DEFINE_string('teacher_methods', 'tgan,cdc,rick,adam',
                                       '--diagnostic: the methods compared')
 NUM_LATENTS = flags.DEFINE_integer('num_latents', 500, '--diagnostic: latents scored')
 GRID = flags.DEFINE_integer('grid', 8, 'test photos in each grid')
+FINISHED_ONLY = flags.DEFINE_bool('finished_only', False, 'assemble the table from the '
+                                  'finished cells only (a table in progress); trains nothing')
 OUT = flags.DEFINE_string('out', 'out/gpd_table', 'output folder')
 CELLS = flags.DEFINE_string('cells', '', 'folder of the finished runs (default OUT/cells); '
                             'tables with the same settings can share one')
@@ -136,15 +141,18 @@ def cell_name(data: str, pairs: int, student: str, row: str, seed: int) -> str:
 
 def run_students(source, out: str, *, data: str, rows, students, pair_counts, seeds, steps: int,
                  teacher_method: str, teacher_steps: int, test_pairs: int, grid: int,
-                 cells_dir: str = ''):
-  """Trains (or reads back from the cells) every row; returns (records, table lines)."""
+                 cells_dir: str = '', finished_only: bool = False):
+  """Trains (or reads back from the cells) every row; returns (records, table lines).
+  finished_only: read the finished cells and train nothing; a row none of whose
+  seeds has finished reads 'not run'."""
   for row in rows:  # a bad row fails now, not after hours of the others
     run_config(data, row, students[0], pair_counts[0], 0, 1, teacher_method, 1, 0)
   done = Cells(cells_dir or os.path.join(out, 'cells'), dict(
       source=model_release(common.ANIME64), steps=steps, teacher_method=teacher_method,
       teacher_steps=teacher_steps, test_pairs=test_pairs, grid=grid), flag='--out (or --cells)')
-  done.plan([cell_name(data, n, st, r, sd) for n in pair_counts for st in students
-             for r in rows for sd in seeds])
+  names = [cell_name(data, n, st, r, sd) for n in pair_counts for st in students
+           for r in rows for sd in seeds]
+  done.plan([x for x in names if done.has(x) or not finished_only])
   records = []
   lines = [f'# GPD students on {data}', '',
            f'{steps} student steps, seeds {list(seeds)} (mean ± std over seeds); teacher G_t: '
@@ -166,6 +174,9 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
       for row in rows:
         cell = []
         for seed in seeds:
+          if finished_only and not done.has(cell_name(data, n, student, row, seed)):
+            continue
+
           def train_and_score():
             nonlocal g_t
             c = run_config(data, row, student, n, seed, steps, teacher_method, teacher_steps,
@@ -191,6 +202,9 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
                 f'seed {seed}: {paired.summary(rec["scores"])}', flush=True)
           if seed == seeds[0]:
             blocks.append((f'{student} {row}', images))
+        if not cell:
+          lines.append(f'| {student} | {row} | not run |' + ' |' * len(METRICS))
+          continue
         lines.append(f'| {student} | {row} | ' + ' | '.join(
             _mean_std([r['scores'].get(k) for r in cell]) for k in METRICS) +
             f' | {_mean_std([r["minutes"] for r in cell])} |')
@@ -255,7 +269,7 @@ def main(argv):
           pair_counts=pair_counts, seeds=[int(s) for s in split(SEEDS.value)],
           steps=STEPS.value, teacher_method=TEACHER_METHOD.value,
           teacher_steps=TEACHER_STEPS.value, test_pairs=TEST_PAIRS.value, grid=GRID.value,
-          cells_dir=CELLS.value)
+          cells_dir=CELLS.value, finished_only=FINISHED_ONLY.value)
       name = 'table'
   except (FsigError, ValueError) as e:
     fail(str(e))
