@@ -60,16 +60,18 @@ def _define_flags():  # at run time only: tests import this module beside other 
                             'given as --config.NAME=VALUE (default: evaluation off)')
 
 
+PHASES = ('ready', 'traced', 'lowered', 'compiled', 'stepped')
+
+
 def _events(jit_name: str, cache_name: str):
-  """The log markers of each phase for a step jitted as `jit_name` and kept in the
-  executable cache as `cache_name`; and the markers of the two caches' hits."""
+  """The log markers of each of PHASES for a step jitted as `jit_name` and kept in
+  the executable cache as `cache_name`; and the markers of the two caches' hits."""
   hit = f'{cache_name}: loaded the compiled program'
-  return ((('ready', ('starting at step',)),
-           ('traced', (f'Finished tracing {jit_name}',)),
-           ('lowered', (f'MLIR module conversion jit({jit_name})',)),
-           ('compiled', (f'XLA compilation of jit({jit_name})', hit)),
-           ('stepped', ('step 1/',))),
-          hit, f"Persistent compilation cache hit for 'jit_{jit_name}'")
+  markers = (('starting at step',), (f'Finished tracing {jit_name}',),
+             (f'MLIR module conversion jit({jit_name})',),
+             (f'XLA compilation of jit({jit_name})', hit), ('step 1/',))
+  return (tuple(zip(PHASES, markers)), hit,
+          f"Persistent compilation cache hit for 'jit_{jit_name}'")
 
 
 def _step_names(spec: str):
@@ -136,8 +138,7 @@ def main(argv):
                                     FLAGS.step, FLAGS.set)}
       rows.append(row)
       print(f'{kind}: ' + '  '.join(f'{k} {row[k]:.1f}s' if row[k] is not None else f'{k} -'
-                                    for k in ('ready', 'traced', 'lowered', 'compiled',
-                                              'stepped')) +
+                                    for k in PHASES) +
             f'  (step from the cache: {row["cache"]})', flush=True)
   if FLAGS.out:
     with open(FLAGS.out, 'w') as f:

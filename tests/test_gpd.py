@@ -436,7 +436,7 @@ table.api.load_student = lambda work: (lambda x: np.clip(x * 0.5, -1, 1))
 source = type('Source', (), {'config': type('C', (), {'resolution': 8})})()
 kw = dict(data='anime_sketch', rows=sys.argv[4].split(','), students=['unet_mspade'],
           pair_counts=[10], seeds=[0, 1], steps=int(sys.argv[3]), teacher_method='cdc',
-          teacher_steps=1, test_pairs=-1, grid=4, finished_only=sys.argv[5] == 'finished')
+          teacher_steps=1, test_pairs=-1, grid=4, finished_only=sys.argv[5] == 'finished_only')
 try:
   records, lines = table.run_students(source, out, **kw)
 except ValueError as e:
@@ -452,11 +452,11 @@ def test_table_keeps_finished_runs_as_cells(tmp_path):
   scored run as a cell with its grid row, reads cells back instead of training again
   (even with the run folders gone, as on a new checkout) and refuses other settings.
   The trainer and the student are stand-ins here; the real ones are tested above."""
-  def table(steps, rows='bl,oracle', finished=''):
+  def table(steps, rows='bl,oracle', finished_only=False):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, '-c', _TABLE_SCRIPT, str(ROOT), str(tmp_path / 'out'),
-                        str(steps), rows, finished or '-'], env=env, capture_output=True,
-                       text=True)
+                        str(steps), rows, 'finished_only' if finished_only else 'all'],
+                       env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip().splitlines()[-1]
 
@@ -478,7 +478,7 @@ def test_table_keeps_finished_runs_as_cells(tmp_path):
   assert (tmp_path / 'out' / 'grid_anime_sketch_10.png').exists()
   assert table(6).startswith('ERROR') and 'other settings (steps' in table(6)
   # A table in progress: the finished cells only, nothing trained, the rest marked.
-  partial = json.loads(table(5, rows='bl,gpd', finished='finished'))
+  partial = json.loads(table(5, rows='bl,gpd', finished_only=True))
   assert partial['trained'] == [] and partial['teachers'] == []
   text = '\n'.join(partial['lines'])
   assert '| unet_mspade | bl | 1.5 ± 0.71 |' in text and '| unet_mspade | gpd | not run |' in text
