@@ -1,12 +1,14 @@
 """ProGAN progressive pretraining: the official schedule, growing through stages,
 optimiser resets, bit-identical resume, and a ProGAN that RICK then adapts."""
+import os
+
 import jax
 import numpy as np
 import pytest
 
 import fsig_jax
 from engine_utils import leaves_with_paths, tiny_images
-from fsig_jax.engine import progressive, run_config
+from fsig_jax.engine import parallel, progressive, run_config
 from fsig_jax.models.bundle import init_bundle
 from fsig_jax.models.progan import ProGANConfig
 
@@ -34,9 +36,9 @@ def config(steps):
   return c
 
 
-def run(steps, wd):
+def run(steps, wd, mesh=None):
   state, model = progressive.pretrain(config(steps), wd, bundle=init_bundle(CFG, jax.random.PRNGKey(0)),
-                                      images=tiny_images(8))
+                                      images=tiny_images(8), mesh=mesh)
   return leaves_with_paths(jax.device_get(state)), model
 
 
@@ -61,6 +63,29 @@ def test_grows_resumes_identically_and_rick_adapts_the_result(tmp_path, caplog):
       r1_gamma=0.0, method_kwargs={'rick': dict(warmup_iter=1, fisher_freq=1, num_fisher_img=1,
                                                  chunk=2)})
   assert int(state['method']['rick']['n_estimates']) == 2
+
+
+@pytest.mark.slow
+def test_a_restart_loads_its_compiled_steps_and_a_mesh_matches(tmp_path, caplog, exe_cache):
+  """The step goes through parallel.jit_step: one program per resolution (a fade and
+  the stable phase after it share one; alpha is an argument), kept in the
+  executable cache and loaded by a restart; on a mesh (replicated alpha, the state
+  re-replicated after an optimiser reset) the run matches the one without."""
+  caplog.set_level('INFO', logger='fsig_jax')
+  full, _ = run(10, str(tmp_path / 'full'))
+  assert caplog.text.count('progan_step: compiled') == 3, caplog.text
+  assert len(os.listdir(exe_cache)) == 3
+  wd = str(tmp_path / 'wd')
+  run(5, wd)  # another config (steps): its own 4 and 8 px programs
+  caplog.clear()
+  resumed, _ = run(10, wd)  # the 10-step config again: from step 5, its 8 and 16 px programs
+  assert caplog.text.count('progan_step: loaded') == 2, caplog.text
+  assert 'progan_step: compiled' not in caplog.text
+  for k in full:
+    np.testing.assert_array_equal(full[k], resumed[k], err_msg=k)
+  on_mesh, _ = run(10, str(tmp_path / 'mesh'), mesh=parallel.make_mesh(jax.devices()[:1]))
+  for k in full:
+    np.testing.assert_allclose(full[k], on_mesh[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 def test_refuses_a_stylegan2(tmp_path):

@@ -96,8 +96,13 @@ def init_state(bundle, pg, key) -> dict:
           'opt_G': _adam(pg).init(g_side), 'opt_D': _adam(pg).init(d_side), 'method': {}}
 
 
-def make_step(cfg: ProGANConfig, pg, res: int, mesh=None):
-  """step(state, real (full resolution), alpha) -> (state, metrics) at `res`, jitted."""
+def make_step(config, cfg: ProGANConfig, res: int, mesh=None):
+  """step(state, real (full resolution), alpha) -> (state, metrics) at `res`, jitted
+  by `parallel.jit_step` as every trainer's step is: the compiled program of each
+  resolution is kept in the executable cache (a restart loads it without tracing),
+  described by the run config, the architecture and the resolution (alpha is an
+  argument: a fade and the stable phase after it share one program)."""
+  pg = config.progressive
   G, D = ProGANGenerator(cfg), ProGANDiscriminator(cfg)
   opt = _adam(pg)
 
@@ -136,11 +141,8 @@ def make_step(cfg: ProGANConfig, pg, res: int, mesh=None):
     return new, {**d_metrics, 'g_wgan': g_adv, 'alpha': jnp.asarray(alpha, jnp.float32),
                  'resolution': jnp.asarray(res, jnp.float32)}
 
-  kwargs = {'donate_argnums': 0}
-  if mesh is not None:
-    repl, data = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-    kwargs.update(in_shardings=(repl, data, repl), out_shardings=(repl, repl))
-  return jax.jit(step_fn, **kwargs)
+  return parallel.jit_step(step_fn, mesh, cache_as=('progan_step', {
+      'config': config.to_dict(), 'architecture': repr(cfg), 'resolution': res}))
 
 
 def _reset_optimizers(state, pg):
@@ -177,12 +179,16 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
     res, alpha, phase = at(step)
     if step > 0 and at(step - 1)[2] != phase:  # a fade starts or ends: fresh Adam state
       state = _reset_optimizers(state, pg)
+      if mesh is not None:  # jit_step takes inputs as they are sharded
+        state = parallel.replicate(state, mesh)
       log.info('step %d: now at %dpx (%s); optimiser state reset', step, res,
                'fading in' if alpha < 1 else 'stable')
     if res not in steps_fns:
-      steps_fns[res] = make_step(cfg, pg, res, mesh)
+      steps_fns[res] = make_step(config, cfg, res, mesh)
     real, _ = batches(step)
-    new_state, metrics = steps_fns[res](state, real, jnp.asarray(alpha, jnp.float32))
+    alpha_in = np.float32(alpha)
+    alpha_in = jnp.asarray(alpha_in) if mesh is None else parallel.replicate(alpha_in, mesh)
+    new_state, metrics = steps_fns[res](state, real, alpha_in)
     state, step = new_state, step + 1
     run.step_done(step, metrics, state)
     if run.sample_due(step):
