@@ -8,7 +8,8 @@
   # 3. data scale (Tables 5-6): both students, BL vs GPD
   python benchmarks/gpd_table.py --data=anime_sketch --rows=bl,gpd \\
       --students=unet_mspade,pix2pix --pairs=20,80,320 --out=out/gpd_scale
-  # a table in progress: its finished cells only (rows not run yet marked), nothing trained
+  # a table in progress: its finished cells only (rows not run yet marked, rows with
+  # some seeds name them), nothing trained
   python benchmarks/gpd_table.py --data=anime_sketch --rows=bl,gpd \\
       --students=unet_mspade,pix2pix --pairs=20,80,320 --cells=DIR --finished_only
   # the teacher diagnostic: which adaptation method makes the best G_t
@@ -144,7 +145,8 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
                  cells_dir: str = '', finished_only: bool = False):
   """Trains (or reads back from the cells) every row; returns (records, table lines).
   finished_only: read the finished cells and train nothing; a row none of whose
-  seeds has finished reads 'not run'."""
+  seeds has finished reads 'not run', one with some of them names those seeds
+  ('bl (seeds 0,1 only)')."""
   for row in rows:  # a bad row fails now, not after hours of the others
     run_config(data, row, students[0], pair_counts[0], 0, 1, teacher_method, 1, 0)
   done = Cells(cells_dir or os.path.join(out, 'cells'), dict(
@@ -205,7 +207,9 @@ def run_students(source, out: str, *, data: str, rows, students, pair_counts, se
         if not cell:
           lines.append(f'| {student} | {row} | not run |' + ' |' * len(METRICS))
           continue
-        lines.append(f'| {student} | {row} | ' + ' | '.join(
+        label = row if len(cell) == len(seeds) else (  # a table in progress says so
+            f'{row} (seed{"s" * (len(cell) > 1)} {",".join(str(r["seed"]) for r in cell)} only)')
+        lines.append(f'| {student} | {label} | ' + ' | '.join(
             _mean_std([r['scores'].get(k) for r in cell]) for k in METRICS) +
             f' | {_mean_std([r["minutes"] for r in cell])} |')
     blocks.append(('true target', test_y[:grid]))

@@ -482,6 +482,10 @@ def test_table_keeps_finished_runs_as_cells(tmp_path):
   assert partial['trained'] == [] and partial['teachers'] == []
   text = '\n'.join(partial['lines'])
   assert '| unet_mspade | bl | 1.5 ± 0.71 |' in text and '| unet_mspade | gpd | not run |' in text
+  for ext in ('json', 'npz'):  # a row with some of its seeds finished names them
+    os.remove(tmp_path / 'out' / 'cells' / f'anime_sketch.10.unet_mspade.bl.seed1.{ext}')
+  text = '\n'.join(json.loads(table(5, rows='bl', finished_only=True))['lines'])
+  assert '| unet_mspade | bl (seed 0 only) | 1 | – | 0.5 |' in text, text
 
 
 _DIAG_SCRIPT = _LOAD_TABLE + r'''
