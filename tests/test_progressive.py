@@ -69,8 +69,8 @@ def test_grows_resumes_identically_and_rick_adapts_the_result(tmp_path, caplog):
 def test_a_restart_loads_its_compiled_steps_and_a_mesh_matches(tmp_path, caplog, exe_cache):
   """The step goes through parallel.jit_step: one program per resolution (a fade and
   the stable phase after it share one; alpha is an argument), kept in the
-  executable cache and loaded by a restart; on a mesh (replicated alpha, the state
-  re-replicated after an optimiser reset) the run matches the one without."""
+  executable cache and loaded by a restart. pretrain always runs on a mesh (the
+  configured one by default); a mesh passed in explicitly gives the same run."""
   caplog.set_level('INFO', logger='fsig_jax')
   full, _ = run(10, str(tmp_path / 'full'))
   assert caplog.text.count('progan_step: compiled') == 3, caplog.text

@@ -178,17 +178,15 @@ def pretrain(config, workdir: Optional[str] = None, *, bundle=None, images=None,
   while step < config.steps:
     res, alpha, phase = at(step)
     if step > 0 and at(step - 1)[2] != phase:  # a fade starts or ends: fresh Adam state
-      state = _reset_optimizers(state, pg)
-      if mesh is not None:  # jit_step takes inputs as they are sharded
-        state = parallel.replicate(state, mesh)
+      # replicated again: jit_step takes its inputs as they are placed
+      state = parallel.replicate(_reset_optimizers(state, pg), mesh)
       log.info('step %d: now at %dpx (%s); optimiser state reset', step, res,
                'fading in' if alpha < 1 else 'stable')
     if res not in steps_fns:
       steps_fns[res] = make_step(config, cfg, res, mesh)
     real, _ = batches(step)
-    alpha_in = np.float32(alpha)
-    alpha_in = jnp.asarray(alpha_in) if mesh is None else parallel.replicate(alpha_in, mesh)
-    new_state, metrics = steps_fns[res](state, real, alpha_in)
+    new_state, metrics = steps_fns[res](state, real,
+                                        parallel.replicate(np.float32(alpha), mesh))
     state, step = new_state, step + 1
     run.step_done(step, metrics, state)
     if run.sample_due(step):
